@@ -1,0 +1,184 @@
+/*
+ * stream_plan.c: stream names, connection packing, combined URLs,
+ * SUBSCRIBE bodies and the duplicate filter (see stream_plan.h). Pure
+ * functions over buffers; the only state is the dedupe map.
+ */
+#include "binance/stream_plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+int plan_streams_per_symbol(const struct plan_types *t) {
+  return (t->kline ? t->n_intervals : 0) + !!t->ticker + !!t->depth +
+         !!t->trade;
+}
+
+int plan_symbols_per_connection(const struct plan_types *t, int max_streams) {
+  int per = plan_streams_per_symbol(t);
+  if (per <= 0)
+    return max_streams > 0 ? max_streams : 1;
+  return max_streams / per > 0 ? max_streams / per : 1;
+}
+
+/* Stream names use the lower-case symbol; only ASCII letters change, so
+ * UTF-8 symbols pass through byte for byte. */
+static void lower_ascii(char *dst, size_t cap, const char *src) {
+  size_t i;
+  for (i = 0; src[i] && i + 1 < cap; i++) {
+    char c = src[i];
+    dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+  }
+  dst[i] = '\0';
+}
+
+int plan_symbol_streams(const char *symbol, const struct plan_types *t,
+                        char names[][EV_STREAM_MAX], int max) {
+  char low[EV_SYMBOL_MAX];
+  int n = 0;
+  size_t len = strlen(symbol);
+  if (!len || len >= EV_SYMBOL_MAX)
+    return BL_EINVAL;
+  lower_ascii(low, sizeof low, symbol);
+#define PLAN_ADD(...)                                                    \
+  do {                                                                   \
+    if (n < max)                                                         \
+      snprintf(names[n], EV_STREAM_MAX, __VA_ARGS__);                    \
+    n++;                                                                 \
+  } while (0)
+  if (t->kline)
+    for (int i = 0; i < t->n_intervals; i++)
+      PLAN_ADD("%s@kline_%s", low, t->intervals[i]);
+  if (t->ticker)
+    PLAN_ADD("%s@ticker", low);
+  if (t->depth)
+    PLAN_ADD("%s@depth@100ms", low);
+  if (t->trade)
+    PLAN_ADD("%s@aggTrade", low);
+#undef PLAN_ADD
+  return n < max ? n : max;
+}
+
+int plan_url(struct buf *url, const char *base, const char *const *symbols,
+             int n_symbols, const struct plan_types *t) {
+  char names[PLAN_MAX_STREAMS_PER_SYMBOL][EV_STREAM_MAX];
+  int rv = buf_printf(url, "%s/stream?streams=", base);
+  int first = 1;
+  for (int i = 0; !rv && i < n_symbols; i++) {
+    int n = plan_symbol_streams(symbols[i], t, names,
+                                PLAN_MAX_STREAMS_PER_SYMBOL);
+    for (int j = 0; !rv && j < n; j++) {
+      rv = buf_printf(url, "%s%s", first ? "" : "/", names[j]);
+      first = 0;
+    }
+  }
+  return rv;
+}
+
+int plan_request(struct buf *out, int subscribe, int64_t id,
+                 const char *const *symbols, int n_symbols,
+                 const struct plan_types *t) {
+  char names[PLAN_MAX_STREAMS_PER_SYMBOL][EV_STREAM_MAX];
+  int rv = buf_printf(out, "{\"method\":\"%s\",\"params\":[",
+                      subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+  int first = 1;
+  for (int i = 0; !rv && i < n_symbols; i++) {
+    int n = plan_symbol_streams(symbols[i], t, names,
+                                PLAN_MAX_STREAMS_PER_SYMBOL);
+    for (int j = 0; !rv && j < n; j++) {
+      rv = buf_printf(out, "%s\"%s\"", first ? "" : ",", names[j]);
+      first = 0;
+    }
+  }
+  if (!rv)
+    rv = buf_printf(out, "],\"id\":%lld}", (long long)id);
+  return rv;
+}
+
+int plan_dedupe_init(struct plan_dedupe *d, size_t max_streams) {
+  strmap_init(&d->last, max_streams);
+  d->duplicates = 0;
+  return 0;
+}
+
+void plan_dedupe_free(struct plan_dedupe *d) {
+  size_t it = 0;
+  const char *k;
+  void *v;
+  while (strmap_next(&d->last, &it, &k, &v))
+    free(v);
+  strmap_free(&d->last);
+}
+
+/* The ordering key of an event, and the name it is tracked under. Klines
+ * are tracked per symbol and interval even on raw connections. */
+static int event_key(const struct ev *ev, int64_t *key, char *name,
+                     size_t cap) {
+  switch (ev->type) {
+  case EV_KLINE:
+    *key = ev->u.kline.event_time;
+    snprintf(name, cap, "k:%s:%s", ev->u.kline.symbol, ev->u.kline.interval);
+    return 1;
+  case EV_TICKER:
+    *key = ev->u.ticker.event_time;
+    snprintf(name, cap, "t:%s", ev->u.ticker.symbol);
+    return 1;
+  case EV_DEPTH:
+    *key = ev->u.depth.final_update_id;
+    snprintf(name, cap, "d:%s", ev->u.depth.symbol);
+    return 1;
+  case EV_TRADE:
+    *key = ev->u.trade.agg_trade_id;
+    snprintf(name, cap, "a:%s", ev->u.trade.symbol);
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+int plan_dedupe_check(struct plan_dedupe *d, const struct ev *ev) {
+  char name[EV_SYMBOL_MAX + EV_INTERVAL_MAX + 8];
+  int64_t key, *last;
+  int rv;
+  if (!event_key(ev, &key, name, sizeof name))
+    return 1;
+  last = strmap_get(&d->last, name);
+  if (last) {
+    if (key <= *last) {
+      d->duplicates++;
+      return 0;
+    }
+    *last = key;
+    return 1;
+  }
+  last = malloc(sizeof *last);
+  if (!last)
+    return BL_ENOMEM;
+  *last = key;
+  rv = strmap_put(&d->last, name, last);
+  if (rv) {
+    free(last);
+    return rv;
+  }
+  return 1;
+}
+
+void plan_dedupe_forget_symbol(struct plan_dedupe *d, const char *symbol) {
+  size_t it = 0, slen = strlen(symbol);
+  const char *k;
+  void *v;
+  char *victims[PLAN_MAX_STREAMS_PER_SYMBOL];
+  int n = 0;
+  /* Keys look like "k:SYMBOL:1m", "t:SYMBOL", "d:SYMBOL", "a:SYMBOL". */
+  while (strmap_next(&d->last, &it, &k, &v) && n < PLAN_MAX_STREAMS_PER_SYMBOL)
+    if (!strncmp(k + 2, symbol, slen) && (k[2 + slen] == '\0' ||
+                                          k[2 + slen] == ':'))
+      victims[n++] = strdup(k);
+  for (int i = 0; i < n; i++) {
+    if (victims[i])
+      free(strmap_del(&d->last, victims[i]));
+    free(victims[i]);
+  }
+}

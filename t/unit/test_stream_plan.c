@@ -1,0 +1,117 @@
+/*
+ * test_stream_plan.c: unit tests for binance/stream_plan: stream names,
+ * packing, URL, SUBSCRIBE bodies and the duplicate filter.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "binance/stream_plan.h"
+#include "core/err.h"
+
+static struct plan_types all_types(void) {
+  struct plan_types t = {1, 1, 1, 1, {"1m", "1h"}, 2};
+  return t;
+}
+
+static void names_for_symbol(void **state) {
+  struct plan_types t = all_types();
+  char names[PLAN_MAX_STREAMS_PER_SYMBOL][EV_STREAM_MAX];
+  (void)state;
+  assert_int_equal(plan_streams_per_symbol(&t), 5);
+  assert_int_equal(plan_symbol_streams("BTCUSDT", &t, names, 19), 5);
+  assert_string_equal(names[0], "btcusdt@kline_1m");
+  assert_string_equal(names[1], "btcusdt@kline_1h");
+  assert_string_equal(names[2], "btcusdt@ticker");
+  assert_string_equal(names[3], "btcusdt@depth@100ms");
+  assert_string_equal(names[4], "btcusdt@aggTrade");
+  assert_int_equal(plan_symbol_streams("", &t, names, 19), BL_EINVAL);
+  t.kline = 0;
+  t.depth = 0;
+  assert_int_equal(plan_symbol_streams("ETHBTC", &t, names, 19), 2);
+  assert_string_equal(names[0], "ethbtc@ticker");
+}
+
+static void packing(void **state) {
+  struct plan_types t = {1, 1, 1, 1, {"1m", "5m", "15m", "1h", "4h", "1d"}, 6};
+  (void)state;
+  assert_int_equal(plan_streams_per_symbol(&t), 9);
+  assert_int_equal(plan_symbols_per_connection(&t, 200), 22);
+  assert_int_equal(plan_symbols_per_connection(&t, 1024), 113);
+  assert_int_equal(plan_symbols_per_connection(&t, 5), 1);
+}
+
+static void url_and_request(void **state) {
+  struct plan_types t = all_types();
+  const char *syms[] = {"BTCUSDT", "ETHUSDT"};
+  struct buf b;
+  (void)state;
+  t.kline = 0;
+  t.ticker = 0;
+  buf_init(&b, 4096);
+  assert_int_equal(plan_url(&b, "wss://x:9443", syms, 2, &t), 0);
+  assert_string_equal(b.data,
+                      "wss://x:9443/stream?streams=btcusdt@depth@100ms/"
+                      "btcusdt@aggTrade/ethusdt@depth@100ms/ethusdt@aggTrade");
+  buf_reset(&b);
+  assert_int_equal(plan_request(&b, 1, 7, syms, 1, &t), 0);
+  assert_string_equal(b.data, "{\"method\":\"SUBSCRIBE\",\"params\":"
+                              "[\"btcusdt@depth@100ms\",\"btcusdt@aggTrade\"],"
+                              "\"id\":7}");
+  buf_reset(&b);
+  assert_int_equal(plan_request(&b, 0, 8, syms + 1, 1, &t), 0);
+  assert_non_null(strstr(b.data, "\"UNSUBSCRIBE\""));
+  buf_free(&b);
+}
+
+static void dedupe(void **state) {
+  struct plan_dedupe d;
+  struct ev ev;
+  (void)state;
+  plan_dedupe_init(&d, 100);
+  memset(&ev, 0, sizeof ev);
+  ev.type = EV_TRADE;
+  strcpy(ev.u.trade.symbol, "BTCUSDT");
+  ev.u.trade.agg_trade_id = 10;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  assert_int_equal(plan_dedupe_check(&d, &ev), 0); /* same frame twice */
+  ev.u.trade.agg_trade_id = 9;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 0); /* overlap, older */
+  ev.u.trade.agg_trade_id = 11;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  assert_int_equal(d.duplicates, 2);
+
+  memset(&ev, 0, sizeof ev);
+  ev.type = EV_KLINE;
+  strcpy(ev.u.kline.symbol, "BTCUSDT");
+  strcpy(ev.u.kline.interval, "1m");
+  ev.u.kline.event_time = 1000;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  strcpy(ev.u.kline.interval, "1h"); /* same E, other interval: new */
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  assert_int_equal(plan_dedupe_check(&d, &ev), 0);
+
+  ev.type = EV_CONTROL;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+
+  plan_dedupe_forget_symbol(&d, "BTCUSDT");
+  ev.type = EV_TRADE;
+  strcpy(ev.u.trade.symbol, "BTCUSDT");
+  ev.u.trade.agg_trade_id = 5;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1); /* forgotten */
+  plan_dedupe_free(&d);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(names_for_symbol),
+    cmocka_unit_test(packing),
+    cmocka_unit_test(url_and_request),
+    cmocka_unit_test(dedupe),
+  };
+  return cmocka_run_group_tests_name("stream_plan", tests, NULL, NULL);
+}
