@@ -42,11 +42,11 @@ int plan_symbol_streams(const char *symbol, const struct plan_types *t,
   if (!len || len >= EV_SYMBOL_MAX)
     return BL_EINVAL;
   lower_ascii(low, sizeof low, symbol);
-#define PLAN_ADD(...)                                                    \
-  do {                                                                   \
-    if (n < max)                                                         \
-      snprintf(names[n], EV_STREAM_MAX, __VA_ARGS__);                    \
-    n++;                                                                 \
+#define PLAN_ADD(...)                                                          \
+  do {                                                                         \
+    if (n < max)                                                               \
+      snprintf(names[n], EV_STREAM_MAX, __VA_ARGS__);                          \
+    n++;                                                                       \
   } while (0)
   if (t->kline)
     for (int i = 0; i < t->n_intervals; i++)
@@ -67,8 +67,8 @@ int plan_url(struct buf *url, const char *base, const char *const *symbols,
   int rv = buf_printf(url, "%s/stream?streams=", base);
   int first = 1;
   for (int i = 0; !rv && i < n_symbols; i++) {
-    int n = plan_symbol_streams(symbols[i], t, names,
-                                PLAN_MAX_STREAMS_PER_SYMBOL);
+    int n =
+        plan_symbol_streams(symbols[i], t, names, PLAN_MAX_STREAMS_PER_SYMBOL);
     for (int j = 0; !rv && j < n; j++) {
       rv = buf_printf(url, "%s%s", first ? "" : "/", names[j]);
       first = 0;
@@ -85,8 +85,8 @@ int plan_request(struct buf *out, int subscribe, int64_t id,
                       subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
   int first = 1;
   for (int i = 0; !rv && i < n_symbols; i++) {
-    int n = plan_symbol_streams(symbols[i], t, names,
-                                PLAN_MAX_STREAMS_PER_SYMBOL);
+    int n =
+        plan_symbol_streams(symbols[i], t, names, PLAN_MAX_STREAMS_PER_SYMBOL);
     for (int j = 0; !rv && j < n; j++) {
       rv = buf_printf(out, "%s\"%s\"", first ? "" : ",", names[j]);
       first = 0;
@@ -173,8 +173,8 @@ void plan_dedupe_forget_symbol(struct plan_dedupe *d, const char *symbol) {
   int n = 0;
   /* Keys look like "k:SYMBOL:1m", "t:SYMBOL", "d:SYMBOL", "a:SYMBOL". */
   while (strmap_next(&d->last, &it, &k, &v) && n < PLAN_MAX_STREAMS_PER_SYMBOL)
-    if (!strncmp(k + 2, symbol, slen) && (k[2 + slen] == '\0' ||
-                                          k[2 + slen] == ':'))
+    if (!strncmp(k + 2, symbol, slen) &&
+        (k[2 + slen] == '\0' || k[2 + slen] == ':'))
       victims[n++] = strdup(k);
   for (int i = 0; i < n; i++) {
     if (victims[i])

@@ -69,11 +69,10 @@ void metrics_sample(struct buf *out, const char *name, const char *labels,
     buf_printf(out, "%s %s\n", name, num);
 }
 
-void metrics_sample_u64(struct buf *out, const char *name,
-                        const char *labels, uint64_t value) {
+void metrics_sample_u64(struct buf *out, const char *name, const char *labels,
+                        uint64_t value) {
   if (labels && *labels)
-    buf_printf(out, "%s{%s} %llu\n", name, labels,
-               (unsigned long long)value);
+    buf_printf(out, "%s{%s} %llu\n", name, labels, (unsigned long long)value);
   else
     buf_printf(out, "%s %llu\n", name, (unsigned long long)value);
 }
@@ -126,8 +125,7 @@ void metrics_histogram_observe(struct metrics_histogram *h, double value) {
   h->sum += value;
 }
 
-double metrics_histogram_quantile(const struct metrics_histogram *h,
-                                  double q) {
+double metrics_histogram_quantile(const struct metrics_histogram *h, double q) {
   double rank, seen = 0;
   if (!h->count)
     return 0;

@@ -51,15 +51,15 @@ void metrics_family(struct buf *out, const char *name, const char *type,
  * metrics_escape_label()). */
 void metrics_sample(struct buf *out, const char *name, const char *labels,
                     double value);
-void metrics_sample_u64(struct buf *out, const char *name,
-                        const char *labels, uint64_t value);
+void metrics_sample_u64(struct buf *out, const char *name, const char *labels,
+                        uint64_t value);
 
 /* Escapes a label value (backslash, quote, newline) into |dst|. */
 void metrics_escape_label(char *dst, size_t cap, const char *value);
 
 struct metrics_histogram {
   int n_bounds;
-  double bounds[METRICS_MAX_BUCKETS]; /* upper bounds, ascending */
+  double bounds[METRICS_MAX_BUCKETS];       /* upper bounds, ascending */
   uint64_t counts[METRICS_MAX_BUCKETS + 1]; /* last: +Inf overflow */
   uint64_t count;
   double sum;
@@ -74,8 +74,7 @@ void metrics_histogram_observe(struct metrics_histogram *h, double value);
 /* The value below which |q| (0..1) of the observations fall, estimated by
  * linear interpolation inside the bucket (as Prometheus'
  * histogram_quantile does). 0 when empty. */
-double metrics_histogram_quantile(const struct metrics_histogram *h,
-                                  double q);
+double metrics_histogram_quantile(const struct metrics_histogram *h, double q);
 
 /* Writes the _bucket, _sum and _count lines (family line not included). */
 void metrics_histogram_write(struct buf *out, const char *name,

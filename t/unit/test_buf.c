@@ -63,10 +63,10 @@ static void huge_request_does_not_overflow(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(append_and_terminate),
-    cmocka_unit_test(limit_is_enforced),
-    cmocka_unit_test(consume_shifts),
-    cmocka_unit_test(huge_request_does_not_overflow),
+      cmocka_unit_test(append_and_terminate),
+      cmocka_unit_test(limit_is_enforced),
+      cmocka_unit_test(consume_shifts),
+      cmocka_unit_test(huge_request_does_not_overflow),
   };
   return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

@@ -105,14 +105,14 @@ static void long_message_is_cut(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(json_line_has_fields_and_escapes, setup,
-                                    teardown),
-    cmocka_unit_test_setup_teardown(level_filter, setup, teardown),
-    cmocka_unit_test_setup_teardown(text_format, setup, teardown),
-    cmocka_unit_test_setup_teardown(secrets_are_masked, setup, teardown),
-    cmocka_unit_test_setup_teardown(parse_names, setup, teardown),
-    cmocka_unit_test_setup_teardown(limiter_caps_a_flood, setup, teardown),
-    cmocka_unit_test_setup_teardown(long_message_is_cut, setup, teardown),
+      cmocka_unit_test_setup_teardown(json_line_has_fields_and_escapes, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(level_filter, setup, teardown),
+      cmocka_unit_test_setup_teardown(text_format, setup, teardown),
+      cmocka_unit_test_setup_teardown(secrets_are_masked, setup, teardown),
+      cmocka_unit_test_setup_teardown(parse_names, setup, teardown),
+      cmocka_unit_test_setup_teardown(limiter_caps_a_flood, setup, teardown),
+      cmocka_unit_test_setup_teardown(long_message_is_cut, setup, teardown),
   };
   return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }

@@ -35,14 +35,13 @@ static void render_collectors(void **state) {
   buf_init(&out, 1 << 20);
   assert_int_equal(metrics_register(&m, collect, &c), 0);
   assert_int_equal(metrics_render(&m, &out), 0);
-  assert_string_equal(out.data,
-                      "# HELP bl_frames_total Frames received.\n"
-                      "# TYPE bl_frames_total counter\n"
-                      "bl_frames_total 7\n"
-                      "# HELP bl_rows_written_total Rows stored.\n"
-                      "# TYPE bl_rows_written_total counter\n"
-                      "bl_rows_written_total{table=\"klines\"} "
-                      "1234567890123\n");
+  assert_string_equal(out.data, "# HELP bl_frames_total Frames received.\n"
+                                "# TYPE bl_frames_total counter\n"
+                                "bl_frames_total 7\n"
+                                "# HELP bl_rows_written_total Rows stored.\n"
+                                "# TYPE bl_rows_written_total counter\n"
+                                "bl_rows_written_total{table=\"klines\"} "
+                                "1234567890123\n");
   metrics_unregister(&m, &c);
   buf_reset(&out);
   assert_int_equal(metrics_render(&m, &out), 0);
@@ -69,14 +68,14 @@ static void histogram_buckets(void **state) {
   metrics_histogram_observe(&h, 3);
   buf_init(&out, 4096);
   metrics_histogram_write(&out, "bl_lat_seconds", "type=\"trade\"", &h);
-  assert_non_null(strstr(out.data,
-                         "bl_lat_seconds_bucket{type=\"trade\",le=\"0.001\"} 2\n"));
-  assert_non_null(strstr(out.data,
-                         "bl_lat_seconds_bucket{type=\"trade\",le=\"0.01\"} 2\n"));
-  assert_non_null(strstr(out.data,
-                         "bl_lat_seconds_bucket{type=\"trade\",le=\"0.1\"} 3\n"));
-  assert_non_null(strstr(out.data,
-                         "bl_lat_seconds_bucket{type=\"trade\",le=\"+Inf\"} 4\n"));
+  assert_non_null(strstr(
+      out.data, "bl_lat_seconds_bucket{type=\"trade\",le=\"0.001\"} 2\n"));
+  assert_non_null(strstr(
+      out.data, "bl_lat_seconds_bucket{type=\"trade\",le=\"0.01\"} 2\n"));
+  assert_non_null(
+      strstr(out.data, "bl_lat_seconds_bucket{type=\"trade\",le=\"0.1\"} 3\n"));
+  assert_non_null(strstr(
+      out.data, "bl_lat_seconds_bucket{type=\"trade\",le=\"+Inf\"} 4\n"));
   assert_non_null(strstr(out.data, "bl_lat_seconds_count{type=\"trade\"} 4\n"));
   buf_free(&out);
 }
@@ -105,11 +104,11 @@ static void histogram_rejects_bad_bounds(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(render_collectors),
-    cmocka_unit_test(escape_labels),
-    cmocka_unit_test(histogram_buckets),
-    cmocka_unit_test(histogram_quantile),
-    cmocka_unit_test(histogram_rejects_bad_bounds),
+      cmocka_unit_test(render_collectors),
+      cmocka_unit_test(escape_labels),
+      cmocka_unit_test(histogram_buckets),
+      cmocka_unit_test(histogram_quantile),
+      cmocka_unit_test(histogram_rejects_bad_bounds),
   };
   return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -74,7 +75,7 @@ static void dedupe(void **state) {
   plan_dedupe_init(&d, 100);
   memset(&ev, 0, sizeof ev);
   ev.type = EV_TRADE;
-  strcpy(ev.u.trade.symbol, "BTCUSDT");
+  snprintf(ev.u.trade.symbol, sizeof ev.u.trade.symbol, "%s", "BTCUSDT");
   ev.u.trade.agg_trade_id = 10;
   assert_int_equal(plan_dedupe_check(&d, &ev), 1);
   assert_int_equal(plan_dedupe_check(&d, &ev), 0); /* same frame twice */
@@ -86,11 +87,12 @@ static void dedupe(void **state) {
 
   memset(&ev, 0, sizeof ev);
   ev.type = EV_KLINE;
-  strcpy(ev.u.kline.symbol, "BTCUSDT");
-  strcpy(ev.u.kline.interval, "1m");
+  snprintf(ev.u.kline.symbol, sizeof ev.u.kline.symbol, "%s", "BTCUSDT");
+  snprintf(ev.u.kline.interval, sizeof ev.u.kline.interval, "%s", "1m");
   ev.u.kline.event_time = 1000;
   assert_int_equal(plan_dedupe_check(&d, &ev), 1);
-  strcpy(ev.u.kline.interval, "1h"); /* same E, other interval: new */
+  snprintf(ev.u.kline.interval, sizeof ev.u.kline.interval, "%s",
+           "1h"); /* same E, other interval: new */
   assert_int_equal(plan_dedupe_check(&d, &ev), 1);
   assert_int_equal(plan_dedupe_check(&d, &ev), 0);
 
@@ -100,7 +102,7 @@ static void dedupe(void **state) {
 
   plan_dedupe_forget_symbol(&d, "BTCUSDT");
   ev.type = EV_TRADE;
-  strcpy(ev.u.trade.symbol, "BTCUSDT");
+  snprintf(ev.u.trade.symbol, sizeof ev.u.trade.symbol, "%s", "BTCUSDT");
   ev.u.trade.agg_trade_id = 5;
   assert_int_equal(plan_dedupe_check(&d, &ev), 1); /* forgotten */
   plan_dedupe_free(&d);
@@ -108,10 +110,10 @@ static void dedupe(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(names_for_symbol),
-    cmocka_unit_test(packing),
-    cmocka_unit_test(url_and_request),
-    cmocka_unit_test(dedupe),
+      cmocka_unit_test(names_for_symbol),
+      cmocka_unit_test(packing),
+      cmocka_unit_test(url_and_request),
+      cmocka_unit_test(dedupe),
   };
   return cmocka_run_group_tests_name("stream_plan", tests, NULL, NULL);
 }

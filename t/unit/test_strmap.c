@@ -96,10 +96,10 @@ static void iterate(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(basic),
-    cmocka_unit_test(many_keys_and_churn),
-    cmocka_unit_test(limit_refuses),
-    cmocka_unit_test(iterate),
+      cmocka_unit_test(basic),
+      cmocka_unit_test(many_keys_and_churn),
+      cmocka_unit_test(limit_refuses),
+      cmocka_unit_test(iterate),
   };
   return cmocka_run_group_tests_name("strmap", tests, NULL, NULL);
 }
