@@ -1062,7 +1062,8 @@ static int yaml_failure(struct load *ld, const yaml_parser_t *parser) {
   }
   w.mark = &parser->problem_mark;
   if (parser->context)
-    return load_err(ld, &w, "invalid YAML: %s %s (line %zu, column %zu)",
+    return load_err(ld, &w,
+                    "invalid YAML: %s (%s started at line %zu, column %zu)",
                     problem, parser->context, parser->context_mark.line + 1,
                     parser->context_mark.column + 1);
   return load_err(ld, &w, "invalid YAML: %s", problem);
