@@ -1016,7 +1016,10 @@ static int check_all(struct load *ld) {
                     "binance.streams.kline is true");
   }
   if (cfg->binance.depth_levels > cfg->binance.depth_snapshot_limit) {
+    /* Point at whichever of the two the file set, depth_levels first. */
     i = key_index("binance", "depth_levels");
+    if (i < NKEYS && !ld->seen[i])
+      i = key_index("binance", "depth_snapshot_limit");
     w.mark = i < NKEYS && ld->seen[i] ? &ld->marks[i] : NULL;
     return load_err(ld, &w,
                     "binance.depth_levels (%d) exceeds "

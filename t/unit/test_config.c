@@ -324,6 +324,17 @@ static void test_intervals(void **state) {
   assert_int_equal(cfg.symbols.n_bootstrap, 1);
   assert_non_null(strstr(warnings, "duplicate symbol 'BTCUSDT'"));
 
+  config_free(&cfg);
+  {
+    /* 1025 distinct symbols: one more than CONFIG_MAX_BOOTSTRAP. */
+    static char big[32768];
+    size_t n = (size_t)snprintf(big, sizeof big, "symbols:\n  bootstrap:\n");
+    for (int i = 0; i <= CONFIG_MAX_BOOTSTRAP; i++)
+      n += (size_t)snprintf(big + n, sizeof big - n, "    - S%dUSDT\n", i);
+    assert_true(n < sizeof big - 1);
+    expect_error(big, "t.yaml:1027:7: ", "more than 1024 items");
+  }
+
   assert_int_equal(config_interval_valid("1m"), 1);
   assert_int_equal(config_interval_valid("1M"), 1);
   assert_int_equal(config_interval_valid("1H"), 0);
@@ -354,6 +365,8 @@ static void test_ranges(void **state) {
                "t.yaml:2:9: ", "between 1 and 65535");
   expect_error("binance:\n  depth_levels: 2000\n",
                "t.yaml:2:17: ", "exceeds binance.depth_snapshot_limit");
+  expect_error("binance:\n  depth_snapshot_limit: 10\n",
+               "t.yaml:2:25: ", "binance.depth_levels (20) exceeds");
   expect_error("binance:\n  ws_url: https://x\n",
                "t.yaml:2:11: ", "ws:// or wss://");
   expect_error("binance:\n  api_url: wss://x\n",
