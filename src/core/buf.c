@@ -34,13 +34,15 @@ int buf_reserve(struct buf *b, size_t extra) {
   char *p;
   if (extra > b->max || b->len > b->max - extra)
     return BL_ETOOBIG;
+  if (b->len + extra == (size_t)-1)
+    return BL_ENOMEM; /* no room for the NUL in the address space */
   need = b->len + extra + 1; /* room for the trailing NUL */
   if (need <= b->cap)
     return 0;
   cap = b->cap ? b->cap : 64;
   while (cap < need)
     cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
-  if (cap > b->max + 1)
+  if (b->max != (size_t)-1 && cap > b->max + 1)
     cap = b->max + 1;
   p = realloc(b->data, cap);
   if (!p)
