@@ -61,10 +61,7 @@
 
 #include "core/err.h"
 
-#define FRAC_BITS 5
 #define FRAC_MAX 31
-#define META_BITS (2 * FRAC_BITS)
-#define PRICE_LIMIT ((int64_t)1 << 53) /* scaled prices are below this */
 
 /* One buffered diff: this header, then n_bids + n_asks levels. */
 struct rec_hdr {
@@ -99,12 +96,15 @@ static const uint64_t pow10_u64[20] = {1ULL,
 
 /* Parses a canonical decimal as Binance sends it: digits, then optionally
  * '.' and at least one digit; no sign, no exponent, no leading zero in the
- * integer part unless it is a lone "0". Gives all its digits as one integer
- * (at most INT64_MAX) and the count of fractional digits (at most 31).
- * Returns 0 or BL_EINVAL. */
-static int dec_parse(const char *s, uint64_t *mant, unsigned *frac) {
+ * integer part unless it is a lone "0". Gives its digits without trailing
+ * fractional zeros as one integer (at most INT64_MAX), the count of
+ * fractional digits that integer holds (|sig|) and the count written
+ * (|frac|, at most 31). "4265.00000000" gives 4265, 0, 8. Returns 0 or
+ * BL_EINVAL. */
+static int dec_parse(const char *s, uint64_t *mant, unsigned *sig,
+                     unsigned *frac) {
   uint64_t m = 0;
-  unsigned f = 0;
+  unsigned f = 0, zeros = 0;
   int dot = 0;
   const char *p = s;
 
@@ -123,100 +123,117 @@ static int dec_parse(const char *s, uint64_t *mant, unsigned *frac) {
     if (*p < '0' || *p > '9')
       return BL_EINVAL;
     d = (unsigned)(*p - '0');
+    if (dot && ++f > FRAC_MAX)
+      return BL_EINVAL;
+    if (dot && d == 0) {
+      zeros++; /* significant only if a non-zero digit follows */
+      continue;
+    }
+    for (; zeros > 0; zeros--) {
+      if (m > (uint64_t)INT64_MAX / 10)
+        return BL_EINVAL;
+      m *= 10;
+    }
     if (m > ((uint64_t)INT64_MAX - d) / 10)
       return BL_EINVAL;
     m = m * 10 + d;
-    if (dot && ++f > FRAC_MAX)
-      return BL_EINVAL;
   }
   *mant = m;
+  *sig = f - zeros;
   *frac = f;
   return 0;
 }
 
-/* Prints the digits |m| with |f| of them after the point, at least one
- * before it: the inverse of dec_parse. |out| holds EV_DEC_MAX bytes. */
-static void dec_format(uint64_t m, unsigned f, char *out) {
-  char tmp[40];
-  int n = 0, i, o = 0;
-
-  do {
-    tmp[n++] = (char)('0' + m % 10);
-    m /= 10;
-  } while (m);
-  while (n < (int)f + 1)
-    tmp[n++] = '0';
-  for (i = n - 1; i >= 0; i--) {
-    out[o++] = tmp[i];
-    if (i == (int)f && f > 0)
-      out[o++] = '.';
-  }
-  out[o] = '\0';
-}
-
-/* Digits |m| with |f| fractional digits -> price * 10^scale. */
-static int price_to_scaled(uint64_t m, unsigned f, int scale, int64_t *out) {
-  unsigned sc = (unsigned)scale;
-  if (m == 0)
-    return BL_EINVAL;
-  if (f > sc) {
-    if (f - sc > 19 || m % pow10_u64[f - sc] != 0)
-      return BL_EINVAL; /* a non-zero digit beyond the tick */
-    m /= pow10_u64[f - sc];
+/* Digits |m| with |f| fractional digits -> the value * 10^|scale|, exact.
+ * Returns 0, or BL_EINVAL if a non-zero digit lies beyond the scale or the
+ * result does not fit an int64. */
+static int dec_to_scaled(uint64_t m, unsigned f, unsigned scale, int64_t *out) {
+  if (f > scale) {
+    if (f - scale > 19) {
+      if (m != 0)
+        return BL_EINVAL;
+    } else {
+      if (m % pow10_u64[f - scale] != 0)
+        return BL_EINVAL;
+      m /= pow10_u64[f - scale];
+    }
   } else {
-    uint64_t mul = pow10_u64[sc - f];
-    if (m > (uint64_t)(PRICE_LIMIT - 1) / mul)
+    uint64_t mul = pow10_u64[scale - f];
+    if (m > (uint64_t)INT64_MAX / mul)
       return BL_EINVAL;
     m *= mul;
   }
-  if (m >= (uint64_t)PRICE_LIMIT)
-    return BL_EINVAL;
   *out = (int64_t)m;
   return 0;
 }
 
+/* Prints |v| / 10^|scale| with at least |min_frac| and at most |scale|
+ * fractional digits, dropping only trailing zeros. |out| holds EV_DEC_MAX
+ * bytes. */
+static void dec_format(int64_t v, unsigned scale, unsigned min_frac,
+                       char *out) {
+  char tmp[48];
+  uint64_t u = (uint64_t)v;
+  unsigned n = 0, frac = scale, i;
+  unsigned extra = min_frac > scale ? min_frac - scale : 0;
+  int o = 0;
+
+  while (frac > min_frac && u % 10 == 0 && frac > 0) {
+    u /= 10;
+    frac--;
+  }
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  while (n < frac + 1)
+    tmp[n++] = '0';
+  for (i = n; i-- > 0;) {
+    out[o++] = tmp[i];
+    if (i == frac && frac > 0)
+      out[o++] = '.';
+  }
+  if (extra && frac == 0)
+    out[o++] = '.';
+  while (extra-- > 0)
+    out[o++] = '0';
+  out[o] = '\0';
+}
+
 /* ---- levels ---- */
 
-static int64_t lv_price(const struct book_level *l) {
-  return (int64_t)(l->pk >> META_BITS);
-}
-
-static unsigned lv_pfrac(const struct book_level *l) {
-  return (unsigned)(l->pk >> FRAC_BITS) & FRAC_MAX;
-}
-
-static unsigned lv_qfrac(const struct book_level *l) {
-  return (unsigned)l->pk & FRAC_MAX;
-}
-
-/* Parses one [price, qty] pair into a level. Returns 0 or BL_EINVAL. */
-static int level_parse(const struct book *b, const struct ev_level *in,
+/* Parses one [price, qty] pair into a level, learning the book's print
+ * format (digits after the point) from the first one. Returns 0 or
+ * BL_EINVAL. */
+static int level_parse(struct book *b, const struct ev_level *in,
                        struct book_level *out) {
   uint64_t pm, qm;
-  unsigned pf, qf;
-  int64_t price;
+  unsigned ps, pf, qs, qf;
 
-  if (dec_parse(in->price, &pm, &pf) < 0 ||
-      price_to_scaled(pm, pf, b->scale, &price) < 0 ||
-      dec_parse(in->qty, &qm, &qf) < 0)
+  if (dec_parse(in->price, &pm, &ps, &pf) < 0 || pm == 0 ||
+      dec_to_scaled(pm, ps, (unsigned)b->pscale, &out->price) < 0 ||
+      dec_parse(in->qty, &qm, &qs, &qf) < 0 ||
+      dec_to_scaled(qm, qs, BOOK_QTY_SCALE, &out->qty) < 0)
     return BL_EINVAL;
-  out->pk = (uint64_t)price << META_BITS | (uint64_t)pf << FRAC_BITS | qf;
-  out->qty = qm;
+  if (b->pfrac < 0) {
+    b->pfrac = (int)pf;
+    b->qfrac = (int)qf;
+  }
+  if ((int)pf != b->pfrac || ((int)qf != b->qfrac && qm != 0))
+    b->stats.format_changes++;
   return 0;
 }
 
 static void level_format(const struct book *b, const struct book_level *l,
                          struct ev_level *out) {
-  uint64_t m = (uint64_t)lv_price(l);
-  unsigned pf = lv_pfrac(l), sc = (unsigned)b->scale;
+  unsigned pf = b->pfrac < 0 ? 0 : (unsigned)b->pfrac;
+  unsigned qf = b->qfrac < 0 ? 0 : (unsigned)b->qfrac;
+  dec_format(l->price, (unsigned)b->pscale, pf, out->price);
+  dec_format(l->qty, BOOK_QTY_SCALE, qf, out->qty);
+}
 
-  /* Exact: the price had pf digits when parsed (see price_to_scaled). */
-  if (pf >= sc)
-    m *= pow10_u64[pf - sc];
-  else
-    m /= pow10_u64[sc - pf];
-  dec_format(m, pf, out->price);
-  dec_format(l->qty, lv_qfrac(l), out->qty);
+static int64_t lv_price(const struct book_level *l) {
+  return l->price;
 }
 
 /* 1 if price |a| is better than |c| on side |s|. */
@@ -384,7 +401,7 @@ static int side_load(struct book *b, struct book_side *s,
   if (s->bounded && s->n > 0)
     s->edge = lv_price(&s->lv[0]);
   else if (s->bounded) /* asked for more, got only zeros: know nothing */
-    s->edge = s->is_ask ? 0 : PRICE_LIMIT;
+    s->edge = s->is_ask ? 0 : INT64_MAX;
   return 0;
 }
 
@@ -628,14 +645,10 @@ static int replay(struct book *b) {
 
 int book_scale_from_tick(const char *tick) {
   uint64_t m;
-  unsigned f;
-  if (tick == NULL || dec_parse(tick, &m, &f) < 0 || m == 0)
+  unsigned sig, f;
+  if (tick == NULL || dec_parse(tick, &m, &sig, &f) < 0 || m == 0)
     return BL_EINVAL;
-  while (f > 0 && m % 10 == 0) {
-    m /= 10;
-    f--;
-  }
-  return f > BOOK_SCALE_MAX ? BL_EINVAL : (int)f;
+  return sig > BOOK_SCALE_MAX ? BL_EINVAL : (int)sig;
 }
 
 int book_snapshot_limit(int depth_levels, int configured_limit, int *weight) {
@@ -678,6 +691,8 @@ int book_init(struct book *b, const char *symbol, int scale, int depth_levels) {
   memset(b, 0, sizeof(*b));
   memcpy(b->symbol, symbol, len + 1);
   b->scale = scale;
+  b->pscale = scale > BOOK_MIN_SCALE ? scale : BOOK_MIN_SCALE;
+  b->pfrac = b->qfrac = -1;
   b->depth_levels = depth_levels;
   b->asks.is_ask = 1;
   b->state = BOOK_BUFFERING;
@@ -788,7 +803,7 @@ int book_on_snapshot_failed(struct book *b) {
 }
 
 int book_reset(struct book *b) {
-  int act = resync(b, BOOK_RESYNC_RESET, 1);
+  int act = resync(b, BOOK_RESYNC_RESET, 0);
   pending_clear(b);
   return act;
 }

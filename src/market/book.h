@@ -33,6 +33,8 @@
 #include "binance/events.h"
 
 #define BOOK_SCALE_MAX 18       /* decimals of the price scale */
+#define BOOK_MIN_SCALE 8        /* Binance's fixed point: int64 * 1e-8 */
+#define BOOK_QTY_SCALE 8        /* quantities are keyed at 8 decimals */
 #define BOOK_LIMIT_MAX 5000     /* Binance's largest snapshot */
 #define BOOK_DEFAULT_LIMIT 1000 /* PRODUCT.md binance.depth_snapshot_limit */
 #define BOOK_DEFAULT_BUF_EVENTS 600         /* 60 s of @100ms diffs */
@@ -90,16 +92,17 @@ struct book_stats {
   uint64_t levels_applied;
   uint64_t levels_beyond_edge; /* updates for prices we do not track */
   uint64_t levels_trimmed;     /* worst levels dropped at the side cap */
+  uint64_t format_changes; /* levels not printed as the first ones were */
   uint64_t snapshots_applied;
   uint64_t snapshots_ignored; /* arrived with no request out, or synced */
   uint64_t snapshots_failed;
   uint64_t resyncs[BOOK_RESYNC__COUNT];
 };
 
-/* One stored level, 16 bytes. Treat as opaque (see book.c). */
+/* One stored level, 16 bytes (see book.c). */
 struct book_level {
-  uint64_t pk;  /* price (scaled) << 10 | price frac << 5 | qty frac */
-  uint64_t qty; /* the quantity's digits as an integer */
+  int64_t price; /* price * 10^pscale */
+  int64_t qty;   /* quantity * 10^BOOK_QTY_SCALE */
 };
 
 struct book_side {
@@ -112,7 +115,9 @@ struct book_side {
 
 struct book {
   char symbol[EV_SYMBOL_MAX];
-  int scale;        /* decimals of the price scale (from tickSize) */
+  int scale;        /* decimals of tickSize */
+  int pscale;       /* decimals of the price keys: max(scale, 8) */
+  int pfrac, qfrac; /* digits after the point as received (-1: none yet) */
   int depth_levels; /* levels per side published */
   int cfg_limit;    /* configured snapshot limit */
   uint32_t buf_max_events;
