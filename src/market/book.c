@@ -12,22 +12,29 @@
  * without a search. A B-tree or skiplist would buy nothing at <= 5000 levels
  * and cost pointers; t/bench/bench_book.c measures the array.
  *
- * A level is keyed by its price as an exact scaled integer (price * 10^scale,
- * scale = decimals of tickSize); a price with a non-zero digit beyond the
- * scale is invalid input (counted, and the book resyncs rather than mis-key
- * it). The quantity is kept as its digits as one integer plus the number of
- * fractional digits received, and the price remembers how many fractional
- * digits it arrived with: both print back as exactly the strings received
- * ("0.35130000", "4265.00000000"), as PRODUCT.md section 7 asks, at 16 bytes
- * a level instead of the 2 x 48 bytes of the ev_dec strings. Binance keeps
- * prices and quantities as int64 * 1e-8 (its maxQty is 92233720368.54775807),
- * so the quantity's digits fit in 63 bits; the price must stay below 2^53
- * scaled units, which leaves room for the two 5-bit digit counts.
+ * A level is two int64: the price as an exact scaled integer and the
+ * quantity at 8 decimals. The price scale is max(decimals of tickSize, 8),
+ * not tickSize alone: the recorded NKNUSDT snapshot (tickSize 0.0001) holds
+ * 34 resting bids such as 0.25974000, placed before the tick was coarsened,
+ * so keying at the tick would reject a real book. 8 decimals is Binance's
+ * own fixed point (int64 * 1e-8; its maxQty is 92233720368.54775807), so
+ * every price and quantity it sends keys exactly; a non-zero 9th decimal is
+ * invalid input (counted, and the book resyncs rather than mis-key it).
+ * Strings are printed back with as many decimals as the first level the
+ * book saw (Binance writes a fixed count, 8 on spot), so what is published
+ * equals what was received; a level written differently is still exact in
+ * value and is counted (stats.format_changes). Two int64 are 16 bytes a
+ * level against 96 for the two ev_dec strings; a string table would cost
+ * more than the levels themselves.
  *
- * Memory: 16 bytes a level; arrays are sized to the snapshot plus 1/8 and
- * grow by half. 200 symbols x 2 sides x 1000 levels is 6.4 MB of levels plus
- * about 1/8 slack (bench_book prints the measured figure). The buffer of
- * diffs exists only while a book is syncing and is freed once synced.
+ * Memory: arrays are sized to the snapshot plus 1/8 and grow by half.
+ * 200 symbols x 2 sides x 1000 levels is 6.4 MB of levels plus the slack
+ * (bench_book prints the measured figure). The buffer of diffs exists only
+ * while a book is syncing and is freed once synced; it is bounded per book
+ * by count and bytes (defaults 600 events, 64 KiB: 200 books resyncing at
+ * once after a reconnect hold at most 12.8 MB). When full, the oldest events
+ * go and U0 moves forward, so a snapshot taken within the window still
+ * joins up.
  *
  * Known levels. A snapshot of `limit` levels per side says nothing about
  * prices beyond its worst level, and later diffs for such prices only tell
@@ -416,6 +423,7 @@ static void decide(struct book *b, int64_t first_id, int64_t final_id,
 
 static void pending_clear(struct book *b) {
   b->pend_len = 0;
+  b->pend_overflowed = 0;
   b->pending_count = 0;
   b->first_u0 = 0;
   b->pending_last_u = 0;
@@ -473,6 +481,31 @@ static int pend_reserve(struct book *b, size_t need) {
   return 0;
 }
 
+/* Full: drops the oldest buffered events until one of |need| bytes fits,
+ * so the buffer holds the newest ones and U0 moves forward (a snapshot
+ * taken recently still joins up). Counted once per sync attempt. */
+static void pending_drop_oldest(struct book *b, size_t need) {
+  size_t off = 0;
+  if (!b->pend_overflowed) {
+    b->stats.resyncs[BOOK_RESYNC_BUFFER_OVERFLOW]++;
+    b->pend_overflowed = 1;
+  }
+  while (b->pending_count > 0 && (b->pending_count >= b->buf_max_events ||
+                                  b->pend_len - off + need > b->pend_max)) {
+    struct rec_hdr h;
+    memcpy(&h, b->pend + off, sizeof(h));
+    off +=
+        sizeof(h) + ((size_t)h.n_bids + h.n_asks) * sizeof(struct book_level);
+    b->pending_count--;
+    b->stats.events_dropped++;
+    decide(b, h.first_id, h.final_id, BOOK_DEC_DROPPED);
+  }
+  memmove(b->pend, b->pend + off, b->pend_len - off);
+  b->pend_len -= off;
+  if (b->pending_count > 0)
+    memcpy(&b->first_u0, b->pend, sizeof(b->first_u0));
+}
+
 /* Buffers one event, validated and encoded. Returns an action mask. */
 static int buffer_event(struct book *b, const struct ev_depth *ev) {
   struct rec_hdr h;
@@ -493,15 +526,15 @@ static int buffer_event(struct book *b, const struct ev_depth *ev) {
       pending_clear(b);
     }
   }
-  if (b->pending_count >= b->buf_max_events ||
-      b->pend_len + need > b->pend_max) {
+  if (need > b->pend_max) {
+    /* It can never fit, and without it nothing buffered joins up. */
     b->stats.resyncs[BOOK_RESYNC_BUFFER_OVERFLOW]++;
     pending_clear(b);
-    if (need > b->pend_max) {
-      decide(b, first, final, BOOK_DEC_DROPPED);
-      return want_snapshot(b);
-    }
+    decide(b, first, final, BOOK_DEC_DROPPED);
+    return 0;
   }
+  if (b->pending_count >= b->buf_max_events || b->pend_len + need > b->pend_max)
+    pending_drop_oldest(b, need);
   if (pend_reserve(b, need) < 0) {
     b->stats.resyncs[BOOK_RESYNC_NOMEM]++;
     pending_clear(b);

@@ -37,8 +37,8 @@
 #define BOOK_QTY_SCALE 8        /* quantities are keyed at 8 decimals */
 #define BOOK_LIMIT_MAX 5000     /* Binance's largest snapshot */
 #define BOOK_DEFAULT_LIMIT 1000 /* PRODUCT.md binance.depth_snapshot_limit */
-#define BOOK_DEFAULT_BUF_EVENTS 600         /* 60 s of @100ms diffs */
-#define BOOK_DEFAULT_BUF_BYTES (256 * 1024) /* per book while resyncing */
+#define BOOK_DEFAULT_BUF_EVENTS 600        /* 60 s of @100ms diffs */
+#define BOOK_DEFAULT_BUF_BYTES (64 * 1024) /* per book while resyncing */
 
 enum book_state {
   BOOK_BUFFERING = 0,
@@ -61,7 +61,8 @@ enum book_resync_reason {
                                    straddling the snapshot */
   BOOK_RESYNC_CROSSED,          /* best bid >= best ask after an event */
   BOOK_RESYNC_SNAPSHOT_TOO_OLD, /* snapshot lastUpdateId < U0: refetched */
-  BOOK_RESYNC_BUFFER_OVERFLOW,  /* buffered diffs over count or bytes */
+  BOOK_RESYNC_BUFFER_OVERFLOW,  /* buffered diffs over count or bytes: the
+                                   oldest dropped, once per sync attempt */
   BOOK_RESYNC_RESET,            /* book_reset (reconnect) */
   BOOK_RESYNC_INVALID,          /* a price or quantity we cannot key */
   BOOK_RESYNC_SHALLOW,          /* fewer known levels than depth_levels */
@@ -72,7 +73,8 @@ enum book_resync_reason {
 /* What happened to one diff event (for tests and diagnostics). */
 enum book_decision {
   BOOK_DEC_BUFFERED = 0, /* kept in the buffer until the snapshot */
-  BOOK_DEC_DROPPED,      /* u <= lastUpdateId of the snapshot: discarded */
+  BOOK_DEC_DROPPED,      /* u <= lastUpdateId of the snapshot, or pushed
+                            out of a full buffer: discarded */
   BOOK_DEC_APPLIED,      /* applied to the book */
   BOOK_DEC_STALE,        /* u <= updateId once synced: ignored */
   BOOK_DEC_GAP,          /* caused a resync (then buffered anew) */
@@ -92,7 +94,7 @@ struct book_stats {
   uint64_t levels_applied;
   uint64_t levels_beyond_edge; /* updates for prices we do not track */
   uint64_t levels_trimmed;     /* worst levels dropped at the side cap */
-  uint64_t format_changes; /* levels not printed as the first ones were */
+  uint64_t format_changes;     /* levels not printed as the first ones were */
   uint64_t snapshots_applied;
   uint64_t snapshots_ignored; /* arrived with no request out, or synced */
   uint64_t snapshots_failed;
@@ -136,6 +138,7 @@ struct book {
   uint32_t pending_count; /* events in pend */
   int64_t first_u0;       /* U of the first buffered event */
   int64_t pending_last_u; /* u of the last buffered event */
+  int pend_overflowed;    /* the oldest events were dropped (counted) */
 
   int req_limit;  /* limit of the snapshot to request (read-only) */
   int req_weight; /* its request weight (read-only) */

@@ -748,16 +748,22 @@ static void buffer_overflow_counted(void **state) {
   assert_int_equal(book_init(&b, "BTCUSDT", 2, 5), 0);
   assert_int_equal(book_set_limits(&b, 0, 3, 0), 0);
   assert_int_equal(diff(&b, 1, 1, "1.00:1", NULL), BOOK_ACT_REQUEST_SNAPSHOT);
-  assert_int_equal(diff(&b, 2, 2, "1.00:1", NULL), 0);
-  assert_int_equal(diff(&b, 3, 3, "1.00:1", NULL), 0);
-  assert_int_equal(diff(&b, 4, 4, "1.00:1", NULL), 0);
+  assert_int_equal(diff(&b, 2, 2, "1.00:2", NULL), 0);
+  assert_int_equal(diff(&b, 3, 3, "1.00:3", NULL), 0);
+  assert_int_equal(diff(&b, 4, 4, "1.00:4", NULL), 0);
+  assert_int_equal(diff(&b, 5, 5, "1.00:5", NULL), 0);
+  /* Counted once; the oldest two went, U0 moved forward. */
   assert_int_equal(b.stats.resyncs[BOOK_RESYNC_BUFFER_OVERFLOW], 1);
-  assert_int_equal(b.pending_count, 1);
-  assert_int_equal(b.first_u0, 4);
+  assert_int_equal(b.stats.events_dropped, 2);
+  assert_int_equal(b.pending_count, 3);
+  assert_int_equal(b.first_u0, 3);
   assert_int_equal(book_state(&b), BOOK_SNAPSHOT_PENDING); /* still out */
-  /* The answer to the old request is now too old: asked again. */
-  assert_int_equal(snap(&b, 3, "1.00:1", "2.00:1"), BOOK_ACT_REQUEST_SNAPSHOT);
-  assert_true(snap(&b, 4, "1.00:1", "2.00:1") & BOOK_ACT_SYNCED);
+  /* A snapshot older than the new U0 is too old: asked again. */
+  assert_int_equal(snap(&b, 2, "1.00:9", "2.00:1"), BOOK_ACT_REQUEST_SNAPSHOT);
+  assert_int_equal(b.stats.resyncs[BOOK_RESYNC_SNAPSHOT_TOO_OLD], 1);
+  assert_true(snap(&b, 3, "1.00:9", "2.00:1") & BOOK_ACT_SYNCED);
+  ASSERT_TOP(&b, 1, 0, "1.00:5");
+  assert_int_equal(book_last_update_id(&b), 5);
 
   /* By bytes: room for two one-level records. */
   rec = sizeof(struct rec_hdr) + sizeof(struct book_level);
@@ -767,13 +773,15 @@ static void buffer_overflow_counted(void **state) {
   assert_int_equal(diff(&b, 11, 11, "1.00:1", NULL), 0);
   assert_int_equal(diff(&b, 12, 12, "1.00:1", NULL), 0);
   assert_int_equal(b.stats.resyncs[BOOK_RESYNC_BUFFER_OVERFLOW], 2);
-  assert_int_equal(b.first_u0, 12);
+  assert_int_equal(b.first_u0, 11);
+  assert_int_equal(b.pending_count, 2);
   assert_true(b.pend_cap <= 2 * rec);
-  /* An event bigger than the whole buffer is dropped. */
+  /* An event bigger than the whole buffer breaks the chain: all dropped. */
   assert_int_equal(
       diff(&b, 13, 13, "1.00:1 2.00:1 3.00:1", "4.00:1 5.00:1 6.00:1"), 0);
   assert_int_equal(b.last_decision, BOOK_DEC_DROPPED);
   assert_int_equal(b.pending_count, 0);
+  assert_int_equal(b.stats.resyncs[BOOK_RESYNC_BUFFER_OVERFLOW], 3);
   book_free(&b);
 }
 
