@@ -10,7 +10,12 @@
  * and memmove only the few levels above them; a lookup is a binary search
  * (about 10 steps at 1000 levels) and the top N is the last N entries, read
  * without a search. A B-tree or skiplist would buy nothing at <= 5000 levels
- * and cost pointers; t/bench/bench_book.c measures the array.
+ * and cost pointers. t/bench/bench_book.c measured (x86-64, -O2): on a
+ * 1000-level book, diffs of 10 levels near the top apply at about 6.7
+ * million levels/s (150 ns a level, string parsing included), and still
+ * 4.9 million/s when spread over the whole depth (longest memmoves); a
+ * top-20 read formatting 40 levels to strings costs about 2.7 us. At
+ * 100 ms diffs for 1000 symbols that is well under 1% of one core.
  *
  * A level is two int64: the price as an exact scaled integer and the
  * quantity at 8 decimals. The price scale is max(decimals of tickSize, 8),
@@ -28,11 +33,12 @@
  * more than the levels themselves.
  *
  * Memory: arrays are sized to the snapshot plus 1/8 and grow by half.
- * 200 symbols x 2 sides x 1000 levels is 6.4 MB of levels plus the slack
- * (bench_book prints the measured figure). The buffer of diffs exists only
- * while a book is syncing and is freed once synced; it is bounded per book
- * by count and bytes (defaults 600 events, 64 KiB: 200 books resyncing at
- * once after a reconnect hold at most 12.8 MB). When full, the oldest events
+ * 200 symbols x 2 sides x 1000 levels is 6.4 MB of levels; bench_book
+ * measured 7.3 MB of heap with the slack (36.5 KB a book). Memory scales
+ * with the snapshot limit: 500 (weight 25) halves it. The buffer of diffs
+ * exists only while a book is syncing and is freed once synced; it is bounded
+ * per book by count and bytes (defaults 600 events, 64 KiB: 200 books resyncing
+ * at once after a reconnect hold at most 12.8 MB). When full, the oldest events
  * go and U0 moves forward, so a snapshot taken within the window still
  * joins up.
  *
@@ -52,11 +58,13 @@
  * the published top, which matters when hundreds of books resync after a
  * reconnect.
  *
- * Sequence. One deviation in wording from docs 2.2, not in effect: once
- * synced an event with u <= updateId (not only u < updateId) is ignored as
- * stale. Its updates are all already in the book, and the corpus has such an
- * event (LRCBTC, u == lastUpdateId, arriving just after the snapshot), which
- * docs 2.4 lists as dropped.
+ * Sequence. Until the first event is applied after a snapshot, an event
+ * with u <= lastUpdateId is dropped (docs 2.1 step 5), whether it was
+ * buffered or arrives later: the corpus has one (LRCBTC, u == lastUpdateId,
+ * received 10 ms after the snapshot), which docs 2.4 lists as dropped. One
+ * deviation in wording from docs 2.2, not in effect: afterwards an event
+ * with u <= updateId (not only u < updateId) is ignored as stale, since all
+ * its updates are already in the book.
  *
  * The decimal helpers below are local on purpose: to be replaced by
  * core/decimal once it lands.
