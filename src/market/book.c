@@ -329,10 +329,13 @@ static int side_apply(struct book *b, struct book_side *s,
       s->edge = just_better(s, price);
       return 0;
     }
+    /* One out at the worst end, one in just below |i|: n stays. */
     s->edge = just_better(s, lv_price(&s->lv[0]));
     memmove(s->lv, s->lv + 1, (size_t)(i - 1) * sizeof(*s->lv));
-    s->n--;
-    i--;
+    s->lv[i - 1] = *in;
+    if (s->n - i < depth)
+      *top = 1;
+    return 0;
   }
   if (s->n == s->cap && side_grow(s, s->n + 1, b->side_max) < 0)
     return BL_ENOMEM;

@@ -876,6 +876,21 @@ static void side_cap_trims_worst(void **state) {
                    BOOK_ACT_PUBLISH);
   assert_int_equal(b.stats.levels_beyond_edge, 1);
   assert_int_equal(b.bids.n, b.side_max);
+  /* Into the middle of a full side: the worst (2000) goes, the best stay. */
+  assert_int_equal(diff(&b, 3 + b.side_max, 3 + b.side_max, "2010.5:7", NULL),
+                   BOOK_ACT_PUBLISH);
+  assert_int_equal(b.bids.n, b.side_max);
+  assert_int_equal(b.bids.edge, 2000 * 100000000LL + 1);
+  assert_int_equal(b.stats.levels_trimmed, 2);
+  ASSERT_TOP(&b, 20, 0,
+             "2018:1 2017:1 2016:1 2015:1 2014:1 2013:1 2012:1 2011:1 "
+             "2010.5:7 2010:1 2009:1 2008:1 2007:1 2006:1 2005:1 2004:1 "
+             "2003:1 2002:1 2001:1");
+  /* Near the top of a full side: the top changed. */
+  assert_int_equal(diff(&b, 4 + b.side_max, 4 + b.side_max, "2017.5:3", NULL),
+                   BOOK_ACT_PUBLISH | BOOK_ACT_TOP_CHANGED);
+  ASSERT_TOP(&b, 3, 0, "2018:1 2017.5:3 2017:1");
+  assert_int_equal(b.bids.edge, 2001 * 100000000LL + 1);
   book_free(&b);
 }
 
