@@ -160,9 +160,12 @@ int book_scale_from_tick(const char *tick);
  * when not NULL. */
 int book_snapshot_limit(int depth_levels, int configured_limit, int *weight);
 
-/* Initialises an empty book in BUFFERING. |scale| is the number of price
- * decimals (book_scale_from_tick), |depth_levels| the levels per side to
- * publish. No allocation. Returns 0 or BL_EINVAL. */
+/* Initialises an empty book in BUFFERING. |scale| is the number of
+ * decimals of tickSize (book_scale_from_tick); prices are keyed at
+ * max(scale, 8) decimals, because a book can hold resting orders finer than
+ * today's tick (placed before a tickSize change; the recorded NKNUSDT book
+ * has some). |depth_levels| is the levels per side to publish. No
+ * allocation. Returns 0 or BL_EINVAL. */
 int book_init(struct book *b, const char *symbol, int scale, int depth_levels);
 
 /* Optional, before use: the configured snapshot limit and the buffer bounds

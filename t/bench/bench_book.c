@@ -180,7 +180,7 @@ static int run_memory(void) {
     return -1;
   before = rss_kib();
   for (i = 0; i < BOOKS; i++) {
-    char sym[16];
+    char sym[32];
     snprintf(sym, sizeof(sym), "SYM%dUSDT", i);
     if (sync_book(&books[i], sym) < 0)
       return -1;
