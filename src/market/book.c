@@ -10,12 +10,12 @@
  * and memmove only the few levels above them; a lookup is a binary search
  * (about 10 steps at 1000 levels) and the top N is the last N entries, read
  * without a search. A B-tree or skiplist would buy nothing at <= 5000 levels
- * and cost pointers. t/bench/bench_book.c measured (x86-64, -O2): on a
- * 1000-level book, diffs of 10 levels near the top apply at about 6.7
- * million levels/s (150 ns a level, string parsing included), and still
- * 4.9 million/s when spread over the whole depth (longest memmoves); a
- * top-20 read formatting 40 levels to strings costs about 2.7 us. At
- * 100 ms diffs for 1000 symbols that is well under 1% of one core.
+ * and cost pointers. t/bench/bench_book.c measured (x86-64, -O2, a shared
+ * machine, so +-40% between runs): on a 1000-level book, diffs of 10 levels
+ * near the top apply at 6-7 million levels/s (about 150 ns a level, string
+ * parsing included), and 2.5-5 million/s when spread over the whole depth
+ * (longest memmoves); a top-20 read formatting 40 levels to strings costs
+ * 3-4 us. At 100 ms diffs for 1000 symbols that is well under 1% of a core.
  *
  * A level is two int64: the price as an exact scaled integer and the
  * quantity at 8 decimals. The price scale is max(decimals of tickSize, 8),
