@@ -59,6 +59,7 @@ struct ws_options {
   unsigned max_msgs_per_sec;   /* outgoing pacer; 0: unlimited */
   size_t max_queued_bytes;     /* outgoing queue limit; 0: 4 MiB */
   const char *extra_headers;   /* client: appended to the upgrade request */
+  uint64_t close_timeout_ms;   /* wait for the peer's close answer; 0: 5 s */
 };
 
 enum ws_state {
