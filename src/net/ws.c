@@ -561,7 +561,7 @@ static void wsl_msg(wslay_event_context_ptr ctx,
     break;
   case WSLAY_PONG:
     if (ws->cb.on_pong && !wi->finished)
-      ws->cb.on_pong(ws, (const char *)a->msg, a->msg_length);
+      ws->cb.on_pong(ws, a->msg ? (const char *)a->msg : "", a->msg_length);
     break;
   case WSLAY_CONNECTION_CLOSE: {
     size_t n = a->msg_length >= 2 ? a->msg_length - 2 : 0;
