@@ -52,6 +52,7 @@ struct rec {
   size_t pong_len;
   uint64_t times[256];
   int echo, close_in_msg;
+  int drains;
 };
 
 struct fx {
@@ -117,6 +118,11 @@ static void rec_on_pong(struct ws *ws, const char *d, size_t n) {
   r->pongs++;
   r->pong_len = n < sizeof r->pong ? n : sizeof r->pong;
   memcpy(r->pong, d, r->pong_len);
+}
+
+static void rec_on_drain(struct ws *ws) {
+  struct rec *r = ws->data;
+  r->drains++;
 }
 
 static const struct ws_callbacks rec_cbs = {rec_on_open, rec_on_message,
@@ -211,6 +217,7 @@ static void client_start(struct fx *f, const struct ws_options *o,
            f->port, path ? path : "/ws");
   f->cws.data = &f->crec;
   ws_init(&f->loop, &f->cws, &rec_cbs, o);
+  f->cws.on_drain = rec_on_drain;
   assert_int_equal(ws_connect(&f->cws, url, f->ctls), 0);
 }
 
@@ -648,6 +655,10 @@ static void pacer_window(void **state) {
   fx_free(f);
 }
 
+static int client_drained(struct fx *f) {
+  return f->crec.drains > 0 || f->crec.closed;
+}
+
 static void backpressure_full(void **state) {
   struct fx *f = fx_new(0);
   struct ws_options o = {0};
@@ -667,7 +678,12 @@ static void backpressure_full(void **state) {
   }
   assert_int_equal(rv, BL_EFULL);
   assert_true(ws_queued_bytes(&f->cws) + sizeof chunk > 256 * 1024);
+  run_ms(f, 100);
+  assert_int_equal(f->crec.drains, 0); /* still stalled: no drain */
   ws_set_read_stall(&f->sws, 0);
+  run_until(f, client_drained, 5000);
+  assert_int_equal(f->crec.drains, 1);
+  assert_true(ws_queued_bytes(&f->cws) <= 128 * 1024);
   run_until(f, server_has_n, 5000); /* 25 messages at least */
   assert_true(f->srec.msgs >= 25);
   assert_int_equal(ws_send_binary(&f->cws, chunk, sizeof chunk), 0);
