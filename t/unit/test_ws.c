@@ -655,6 +655,29 @@ static void pacer_window(void **state) {
   fx_free(f);
 }
 
+/* A ping arriving while the pacer holds a backlog is answered at once. */
+static void pong_not_delayed(void **state) {
+  struct fx *f = fx_new(0);
+  struct ws_options o = {0};
+  uint64_t t0;
+  (void)state;
+  o.max_msgs_per_sec = 2;
+  client_start(f, &o, NULL);
+  run_until(f, both_open, 5000);
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(ws_send_text(&f->cws, "x", 1), 0);
+  run_ms(f, 50);
+  assert_int_equal(f->srec.msgs, 2); /* the window is full */
+  t0 = uv_now(&f->loop);
+  assert_int_equal(ws_send_ping(&f->sws, "urgent", 6), 0);
+  run_until(f, server_got_pong, 2000);
+  assert_int_equal(f->srec.pongs, 1);
+  assert_memory_equal(f->srec.pong, "urgent", 6);
+  assert_true(uv_now(&f->loop) - t0 < 300);
+  assert_int_equal(f->srec.msgs, 2); /* data still waits */
+  fx_free(f);
+}
+
 static int client_drained(struct fx *f) {
   return f->crec.drains > 0 || f->crec.closed;
 }
@@ -739,6 +762,7 @@ int main(void) {
       cmocka_unit_test(read_timeout),
       cmocka_unit_test(close_timeout),
       cmocka_unit_test(pacer_window),
+      cmocka_unit_test(pong_not_delayed),
       cmocka_unit_test(backpressure_full),
       cmocka_unit_test(close_inside_on_message),
       cmocka_unit_test(server_rejects_plain_request),
