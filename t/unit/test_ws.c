@@ -361,6 +361,22 @@ static void server_closes_with_reason(void **state) {
   fx_free(f);
 }
 
+/* wss:// to a server whose CA the client does not trust. */
+static void tls_verify_failure(void **state) {
+  struct fx *f = fx_new(1);
+  char ca[300], err[256];
+  (void)state;
+  tls_ctx_free(f->ctls);
+  snprintf(ca, sizeof ca, "%s/otherca.crt", certdir);
+  assert_int_equal(tls_ctx_new_client(&f->ctls, ca, err, sizeof err), 0);
+  client_start(f, NULL, NULL);
+  run_until(f, client_closed, 5000);
+  assert_int_equal(f->crec.opened, 0);
+  assert_int_equal(f->crec.status, BL_EVERIFY);
+  assert_non_null(strstr(f->cws.errstr, "not correctly signed"));
+  fx_free(f);
+}
+
 static void refused_429(void **state) {
   struct fx *f = fx_new(0);
   (void)state;
@@ -751,6 +767,7 @@ int main(void) {
       cmocka_unit_test(echo_plain),
       cmocka_unit_test(echo_tls),
       cmocka_unit_test(server_closes_with_reason),
+      cmocka_unit_test(tls_verify_failure),
       cmocka_unit_test(refused_429),
       cmocka_unit_test(connect_refused),
       cmocka_unit_test(bad_urls),
