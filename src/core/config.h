@@ -93,7 +93,19 @@ struct config {
   } spool;
 };
 
-/* Fills |cfg| with every default (no file, no environment). */
+/* Conventions of the loader (see config.c and conf/binance-live.yaml): a
+ * null value (`key:` or `key: ~`) keeps the default; an environment
+ * variable that is set but empty does not override; an unset ${VAR} without
+ * a default becomes "" with a warning; ints may be quoted; keys counted in
+ * seconds also take "30s", "2m", "1h", and flush_interval_ms "200ms", "1s";
+ * duplicate kline intervals and symbols are dropped with a warning (symbols
+ * are upper-cased); a key given twice is an error; api_url and ws_url lose
+ * any trailing '/'. After a failed load |cfg| is all zero (config_free() on
+ * it is harmless). Non-empty passwords are registered with
+ * log_add_secret(). */
+
+/* Fills |cfg| with every default (no file, no environment). Returns 0 or
+ * BL_ENOMEM. */
 int config_defaults(struct config *cfg);
 
 /* Loads |path| (NULL: $BINANCE_LIVE_CONFIG, else conf/binance-live.yaml),
@@ -118,6 +130,9 @@ void config_free(struct config *cfg);
 
 /* Helpers shared with other modules. */
 int config_interval_valid(const char *interval);   /* 1 if Binance knows it */
-long long config_interval_ms(const char *interval); /* 0 if unknown; 1M: 0 */
+/* Milliseconds in one interval ("1s" -> 1000, "1w" -> 604800000); 0 for an
+ * unknown interval and for "1M", whose length depends on the calendar month
+ * (callers must treat 1M specially). */
+long long config_interval_ms(const char *interval);
 
 #endif
