@@ -78,6 +78,7 @@ wait $fpid
 rc=$?
 ok $rc "flood: all 300 ops completed across the restart"
 [ $rc -ne 0 ] && show_fail flood
+diag "flood: $(grep ops_ok "$H_TMP/flood.out")"
 like "$(cat "$H_TMP/flood.out")" "reconnects=[1-9]" "flood: the connection was re-established"
 is "$(h_psql 'SELECT count(*), count(DISTINCT id), min(id), max(id) FROM pp_flood')" \
   "15000|15000|0|14999" "flood: content complete, no duplicates"
