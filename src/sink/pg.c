@@ -318,6 +318,8 @@ static int flush(struct pg *pg) {
     return -1;
   }
   pg->want_write = r == 1;
+  if (r == 1)
+    pg->stats.write_waits++;
   if (watch(pg)) {
     link_lost(pg, "cannot watch the socket");
     return -1;

@@ -115,6 +115,7 @@ struct pg_stats {
   uint64_t last_latency_us; /* of the last completed op */
   uint64_t latency_sum_us;  /* over ops_ok + ops_failed */
   uint64_t notifications;
+  uint64_t write_waits; /* PQflush left data: waited for POLLOUT */
 };
 
 typedef void (*pg_state_cb)(struct pg *pg, int up);

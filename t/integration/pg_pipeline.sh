@@ -48,6 +48,13 @@ is "$(h_psql 'SELECT count(*), count(DISTINCT name), sum(v) FROM pp_bulk')" \
   "10000|10000|495495000" "bulk: 10000 distinct rows with the right values stored"
 is "$(h_psql "SELECT v FROM pp_bulk WHERE name = 'k42_17'")" 42017 "bulk: a sample row holds its own value"
 
+# --- big: 8 ops of 2 MiB, far over the socket buffers ------------------------
+drive big
+rc=$?
+ok $rc "big: 8 ops of 2 MiB each, results matched"
+[ $rc -ne 0 ] && show_fail big
+like "$(cat "$H_TMP/big.out")" "write_waits=[1-9]" "big: PQflush returned 1 and the rest went out on POLLOUT"
+
 # --- violation: op 25 breaks a CHECK, op 30 has a bad literal ------------------
 drive violation
 rc=$?
@@ -65,6 +72,7 @@ rc=$?
 ok $rc "terminate: in-flight ops re-sent after the reconnect, NORETRY op failed"
 [ $rc -ne 0 ] && show_fail terminate
 like "$(cat "$H_TMP/terminate.out")" "resent=[3-9]" "terminate: the ops without a result were re-sent"
+like "$(cat "$H_TMP/terminate.out")" "ups=[2-9] downs=[1-9]" "terminate: on_state reported down and up again"
 is "$(h_psql 'SELECT count(*), count(DISTINCT id) FROM pp_term WHERE id < 15')" "15|15" \
   "terminate: the three retried ops stored once each"
 
@@ -101,7 +109,7 @@ is "$(h_psql 'SELECT count(*) FROM pp_wait')" 3 "wait: the op queued before star
 # --- LISTEN/NOTIFY -------------------------------------------------------------
 drive listen
 rc=$?
-ok $rc "listen: three notifications delivered in order on a quoted channel"
+ok $rc "listen: notifications delivered in order on a quoted channel, and again after the listener's backend was killed"
 [ $rc -ne 0 ] && show_fail listen
 
 # --- black hole: accepts TCP, never answers -----------------------------------

@@ -5,6 +5,8 @@
  *   bulk       100 ops x 100 rows through unnest() arrays, more ops than
  *              max_ops (BL_EFULL + on_drain), each result checked against
  *              its own op's rows
+ *   big        8 ops of 2 MiB each, the server slow to read them: PQflush
+ *              returns 1 and the rest is written on POLLOUT
  *   violation  50 ops, one breaking a CHECK constraint and one with a bad
  *              array literal: only those two fail, with their SQLSTATE
  *   flood      N paced upsert ops (the script restarts the server meanwhile)
@@ -13,7 +15,8 @@
  *   wait       one op submitted before the server is up (connection
  *              refused first): retried without blocking, then done
  *   listen     LISTEN on a channel needing quotes, NOTIFY from a second
- *              connection, payloads delivered in order
+ *              connection, payloads delivered in order; the listener's
+ *              backend is killed and the LISTEN is back after the reconnect
  *   blackhole  the server address accepts TCP but never answers: the
  *              connect times out while a uv_timer keeps ticking
  *
@@ -134,7 +137,15 @@ static void submit_more(void) {
   }
 }
 
-static int saw_full, drains;
+static int saw_full, drains, ups, downs;
+static void on_state(struct pg *p, int up) {
+  (void)p;
+  if (up)
+    ups++;
+  else
+    downs++;
+}
+
 static void on_drain(struct pg *p) {
   (void)p;
   drains++;
@@ -205,6 +216,8 @@ static int finish(void) {
          (unsigned long long)pg.stats.connect_failures,
          (unsigned long long)pg2.stats.notifications + pg.stats.notifications);
   free_rows();
+  printf("ups=%d downs=%d write_waits=%llu\n", ups, downs,
+         (unsigned long long)pg.stats.write_waits);
   printf("failures=%d\n", failures);
   return failures ? 1 : 0;
 }
@@ -241,6 +254,49 @@ static int run_bulk(void) {
            ops[i].expect);
   }
   printf("drains=%d\n", drains);
+  return finish();
+}
+
+/* ---- big: ops far larger than the socket buffers ---- */
+/* 8 ops with a 2 MiB parameter each; the server sleeps 0.1 s per op before
+ * it reads the next one, so 16 MiB cannot all be written at once. */
+#define BIG_LEN (2 << 20)
+static int run_big(void) {
+  int i;
+  pg_prepare(&pg, &st_main, "big_len",
+             "SELECT length($1::text) + $2::int8 FROM pg_sleep(0.1)", 2, NULL);
+  nops = 8;
+  for (i = 0; i < nops; i++) {
+    struct top *t = &ops[i];
+    t->a = malloc(BIG_LEN + 1);
+    t->b = malloc(16);
+    if (!t->a || !t->b)
+      abort();
+    memset(t->a, 'a' + i, BIG_LEN);
+    t->a[BIG_LEN] = '\0';
+    snprintf(t->b, 16, "%d", i);
+    t->vals[0] = t->a;
+    t->vals[1] = t->b;
+    t->expect = BIG_LEN + i;
+    t->idx = i;
+    t->op.stmt = "big_len";
+    t->op.nparams = 2;
+    t->op.values = t->vals;
+    t->op.cb = op_cb;
+    t->op.data = t;
+  }
+  pg_start(&pg);
+  submit_more(); /* the 8th is over max_bytes (16 MiB): sent on drain */
+  uv_timer_start(&stopper, on_stopper, 60000, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  for (i = 0; i < nops; i++) {
+    if (!ops[i].done || ops[i].status)
+      FAIL("op %d: done=%d status=%d", i, ops[i].done, ops[i].status);
+    else if (ops[i].got != ops[i].expect)
+      FAIL("op %d got %lld, expected %lld", i, ops[i].got, ops[i].expect);
+  }
+  if (pg.stats.write_waits < 1)
+    FAIL("PQflush never had to wait for the socket");
   return finish();
 }
 
@@ -392,6 +448,8 @@ static int run_terminate(void) {
     FAIL("resent %llu ops, want >= 3", (unsigned long long)pg.stats.ops_resent);
   if (pg.stats.reconnects < 1)
     FAIL("no reconnect");
+  if (ups < 2 || downs < 1)
+    FAIL("on_state: %d ups, %d downs", ups, downs);
   return finish();
 }
 
@@ -424,55 +482,74 @@ static int run_wait(void) {
 }
 
 /* ---- listen ---- */
+/* Three notifications, then our listening backend is killed; after the
+ * reconnect the LISTEN must be back, and three more arrive. */
 static struct pg_listen lis;
-static int got_notes;
-static const char *payloads[3] = {"first", "second payload", "third"};
+static int got_notes, notes_sent, listen_kill_sent;
+static const char *payloads[6] = {"first",  "second payload", "third",
+                                  "fourth", "fifth",          "sixth"};
 static const char chan[] = "Pp-Chan\"1";
+static struct pg_op note_ops[6], lkill_op;
+static const char *note_vals[6][2], *lkill_vals[1];
+static char lkill_pid[16];
 
 static void note_cb(struct pg_listen *l, const char *channel,
                     const char *payload, int be_pid) {
   (void)l;
   (void)be_pid;
-  if (got_notes < 3 && strcmp(payload, payloads[got_notes]) != 0)
+  if (got_notes < 6 && strcmp(payload, payloads[got_notes]) != 0)
     FAIL("notification %d: payload '%s'", got_notes, payload);
   if (strcmp(channel, chan) != 0)
     FAIL("channel '%s'", channel);
   printf("notify %d %s\n", got_notes, payload);
   got_notes++;
-  if (got_notes == 3)
+  if (got_notes == 6)
     close_all();
 }
-
-static struct pg_op note_ops[3];
-static const char *note_vals[3][2];
-static int notes_sent;
 
 static void note_sent_cb(struct pg_op *op, int status, PGresult *res,
                          const char *err) {
   (void)op;
   (void)res;
   if (status)
-    FAIL("pg_notify: %s", err ? err : "?");
+    FAIL("pg_notify/kill: %s", err ? err : "?");
+}
+
+static void send_notes(int from) {
+  int i;
+  for (i = from; i < from + 3; i++) {
+    note_vals[i][0] = chan;
+    note_vals[i][1] = payloads[i];
+    note_ops[i].stmt = "notify";
+    note_ops[i].nparams = 2;
+    note_ops[i].values = note_vals[i];
+    note_ops[i].cb = note_sent_cb;
+    if (pg_submit(&pg2, &note_ops[i]))
+      FAIL("submit notify");
+  }
+  notes_sent = from + 3;
 }
 
 static void on_tick_listen(uv_timer_t *t) {
+  int idle = pg_is_up(&pg) && pg_is_up(&pg2) && !pg.fly_head && !pg.pend_head;
   (void)t;
   ticks++;
   /* The LISTEN is in flight first after connect; wait until it is done. */
-  if (notes_sent == 0 && pg_is_up(&pg) && pg_is_up(&pg2) && !pg.fly_head &&
-      !pg.pend_head) {
-    int i;
-    for (i = 0; i < 3; i++) {
-      note_vals[i][0] = chan;
-      note_vals[i][1] = payloads[i];
-      note_ops[i].stmt = "notify";
-      note_ops[i].nparams = 2;
-      note_ops[i].values = note_vals[i];
-      note_ops[i].cb = note_sent_cb;
-      if (pg_submit(&pg2, &note_ops[i]))
-        FAIL("submit notify");
-    }
-    notes_sent = 3;
+  if (notes_sent == 0 && idle) {
+    send_notes(0);
+  } else if (got_notes == 3 && !listen_kill_sent && idle) {
+    snprintf(lkill_pid, sizeof(lkill_pid), "%d", PQbackendPID(pg.pc.conn));
+    lkill_vals[0] = lkill_pid;
+    lkill_op.stmt = "kill";
+    lkill_op.nparams = 1;
+    lkill_op.values = lkill_vals;
+    lkill_op.cb = note_sent_cb;
+    if (pg_submit(&pg2, &lkill_op))
+      FAIL("submit kill");
+    listen_kill_sent = 1;
+  } else if (notes_sent == 3 && listen_kill_sent && pg.stats.reconnects > 0 &&
+             idle) {
+    send_notes(3);
   }
 }
 
@@ -482,6 +559,8 @@ static int run_listen(void) {
   pg_init(&loop, &pg2, &o);
   npg = 2;
   pg_prepare(&pg2, &st_aux, "notify", "SELECT pg_notify($1, $2)", 2, NULL);
+  pg_prepare(&pg2, &st_main, "kill", "SELECT pg_terminate_backend($1::int)", 1,
+             NULL);
   if (pg_listen(&pg, &lis, chan, note_cb))
     FAIL("pg_listen");
   pg_start(&pg);
@@ -489,8 +568,10 @@ static int run_listen(void) {
   uv_timer_start(&ticker, on_tick_listen, 20, 20);
   uv_timer_start(&stopper, on_stopper, 20000, 0);
   uv_run(&loop, UV_RUN_DEFAULT);
-  if (got_notes != 3)
-    FAIL("got %d notifications, want 3", got_notes);
+  if (got_notes != 6)
+    FAIL("got %d notifications, want 6", got_notes);
+  if (pg.stats.reconnects < 1)
+    FAIL("the listener never reconnected");
   return finish();
 }
 
@@ -561,7 +642,7 @@ static int run_blackhole(void) {
 int main(int argc, char **argv) {
   struct pg_opts o;
   if (argc < 2) {
-    fprintf(stderr, "usage: pg_pipeline bulk|violation|flood N|terminate|"
+    fprintf(stderr, "usage: pg_pipeline bulk|big|violation|flood N|terminate|"
                     "wait|listen|blackhole\n");
     return 2;
   }
@@ -576,11 +657,13 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "bulk") == 0)
     o.max_ops = 16;
   pg_init(&loop, &pg, &o);
-  pg_set_callbacks(&pg, NULL, on_drain);
+  pg_set_callbacks(&pg, on_state, on_drain);
   if (strcmp(mode, "bulk") == 0)
     return run_bulk();
   if (strcmp(mode, "violation") == 0)
     return run_violation();
+  if (strcmp(mode, "big") == 0)
+    return run_big();
   if (strcmp(mode, "flood") == 0)
     return run_flood(argc > 2 ? (int)strtol(argv[2], NULL, 10) : 300);
   if (strcmp(mode, "terminate") == 0)
