@@ -67,7 +67,10 @@ int app_migrate(const struct config *cfg) {
   o.conn.dbname = cfg->database.database;
   o.conn.sslmode = cfg->database.ssl_mode;
   o.conn.application_name = "binance-live-migrate";
+  /* Up to 10 s to reach the server: refused connections (a server still
+   * starting) are retried within that time. */
   o.conn.connect_timeout_ms = 10000;
+  o.retry_for_ms = 10000;
   o.dir = app_schema_dir();
 
   rv = migrate_init(&loop, &m, &o);

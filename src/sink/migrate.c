@@ -220,6 +220,7 @@ static int read_dir(struct migrate *m) {
 
 static void finish(struct migrate *m, int status) {
   migrate_done_cb cb = m->done_cb;
+  uv_timer_stop(&m->retry);
   if (m->err_res) {
     PQclear(m->err_res);
     m->err_res = NULL;
@@ -413,8 +414,35 @@ static void migrate_on_io(struct pgconn *pc, int status, int events) {
   flush_and_watch(m);
 }
 
+static void migrate_on_connected(struct pgconn *pc, int status);
+
+static void migrate_on_retry(uv_timer_t *t) {
+  struct migrate *m = t->data;
+  uint64_t spent = uv_now(m->loop) - m->started_ms;
+  uint64_t left =
+      m->opts.retry_for_ms > spent ? m->opts.retry_for_ms - spent : 0;
+  int rv;
+  /* This attempt may use what is left of the window (at least 1 s). */
+  m->pc.opts.connect_timeout_ms = left > 1000 ? (unsigned)left : 1000;
+  m->attempts++;
+  rv = pgconn_connect(&m->pc, migrate_on_connected);
+  if (rv) {
+    snprintf(m->errstr, sizeof(m->errstr), "cannot start connecting: %s",
+             bl_strerror(rv));
+    finish(m, rv);
+  }
+}
+
 static void migrate_on_connected(struct pgconn *pc, int status) {
   struct migrate *m = pc->data;
+  if (status && status != BL_ETIMEDOUT &&
+      uv_now(m->loop) - m->started_ms + 250 < m->opts.retry_for_ms) {
+    log_limited(BL_LOG_WARN, "migrate",
+                "cannot connect to PostgreSQL (attempt %d): %s; retrying",
+                m->attempts, pc->errstr);
+    uv_timer_start(&m->retry, migrate_on_retry, 250, 0);
+    return;
+  }
   if (status) {
     snprintf(m->errstr, sizeof(m->errstr), "cannot connect to PostgreSQL: %s",
              pc->errstr);
@@ -442,6 +470,8 @@ int migrate_init(uv_loop_t *loop, struct migrate *m,
   if (rv)
     return rv;
   m->pc.data = m;
+  uv_timer_init(loop, &m->retry);
+  m->retry.data = m;
   m->step = M_INIT;
   return 0;
 }
@@ -460,6 +490,8 @@ int migrate_start(struct migrate *m, migrate_done_cb cb) {
   }
   m->done_cb = cb;
   m->step = M_CONNECTING;
+  m->started_ms = uv_now(m->loop);
+  m->attempts = 1;
   rv = pgconn_connect(&m->pc, migrate_on_connected);
   if (rv) {
     m->step = M_INIT;
@@ -471,11 +503,20 @@ int migrate_start(struct migrate *m, migrate_done_cb cb) {
   return rv;
 }
 
-static void migrate_pc_closed(struct pgconn *pc) {
-  struct migrate *m = pc->data;
+static void migrate_one_closed(struct migrate *m) {
+  if (--m->handles_open > 0)
+    return;
   m->step = M_CLOSED;
   if (m->close_cb)
     m->close_cb(m);
+}
+
+static void migrate_pc_closed(struct pgconn *pc) {
+  migrate_one_closed(pc->data);
+}
+
+static void migrate_timer_closed(uv_handle_t *h) {
+  migrate_one_closed(h->data);
 }
 
 void migrate_close(struct migrate *m, migrate_close_cb cb) {
@@ -489,5 +530,7 @@ void migrate_close(struct migrate *m, migrate_close_cb cb) {
   m->close_cb = cb;
   m->step = M_CLOSING;
   free_files(m);
+  m->handles_open = 2;
+  uv_close((uv_handle_t *)&m->retry, migrate_timer_closed);
   pgconn_close(&m->pc, migrate_pc_closed);
 }

@@ -26,6 +26,7 @@
 #define BL_SINK_MIGRATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -38,7 +39,9 @@
 
 struct migrate_opts {
   struct pgconn_opts conn;
-  const char *dir; /* NULL: "schema" */
+  const char *dir;       /* NULL: "schema" */
+  unsigned retry_for_ms; /* keep retrying a failed connect (refused, server
+                            starting up) for this long; 0: one attempt */
 };
 
 struct migrate_file {
@@ -61,6 +64,10 @@ struct migrate {
   void *data; /* the owner's */
   struct migrate_opts opts;
   struct pgconn pc;
+  uv_timer_t retry;
+  uint64_t started_ms;
+  int attempts;
+  int handles_open;
   int step;
   struct migrate_file *files;
   int nfiles;
