@@ -220,7 +220,7 @@ static void pgconn_on_timeout(uv_timer_t *t) {
  * directory or its default). */
 static void start_libpq(struct pgconn *pc, const char *hosts,
                         const char *hostaddrs) {
-  const char *keys[16], *vals[16];
+  const char *keys[20], *vals[20];
   char port[16];
   int n = 0;
 
@@ -246,6 +246,13 @@ static void start_libpq(struct pgconn *pc, const char *hosts,
      pc->opts.application_name ? pc->opts.application_name : "binance-live");
   /* GSS negotiation would add a round trip and may consult Kerberos. */
   KV("gssencmode", "disable");
+  /* A peer that vanished (no FIN, no RST) is noticed within about a
+   * minute instead of the kernel's two hours, so in-flight ops are re-sent
+   * on a new connection. Ignored on Unix sockets. */
+  KV("keepalives_idle", "30");
+  KV("keepalives_interval", "10");
+  KV("keepalives_count", "3");
+  KV("tcp_user_timeout", "60000");
   KV("client_encoding", "UTF8");
 #undef KV
   keys[n] = NULL;
