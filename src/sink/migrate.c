@@ -218,7 +218,7 @@ static int read_dir(struct migrate *m) {
 
 /* ---- the script ---- */
 
-static void finish(struct migrate *m, int status) {
+static void migrate_finish(struct migrate *m, int status) {
   migrate_done_cb cb = m->done_cb;
   uv_timer_stop(&m->retry);
   if (m->err_res) {
@@ -236,7 +236,7 @@ static void fail_conn(struct migrate *m, const char *what) {
   snprintf(m->errstr, sizeof(m->errstr), "%s: %s", what,
            m->pc.conn ? PQerrorMessage(m->pc.conn) : "no connection");
   pgconn_oneline(m->errstr);
-  finish(m, BL_EPG);
+  migrate_finish(m, BL_EPG);
 }
 
 static void flush_and_watch(struct migrate *m) {
@@ -248,7 +248,7 @@ static void flush_and_watch(struct migrate *m) {
   if (pgconn_watch(&m->pc, UV_READABLE | (r == 1 ? UV_WRITABLE : 0),
                    migrate_on_io)) {
     snprintf(m->errstr, sizeof(m->errstr), "cannot watch the socket");
-    finish(m, BL_EPG);
+    migrate_finish(m, BL_EPG);
   }
 }
 
@@ -289,7 +289,7 @@ static void next_file(struct migrate *m) {
   if (rv) {
     buf_free(&q);
     snprintf(m->errstr, sizeof(m->errstr), "%s: %s", f->name, bl_strerror(rv));
-    finish(m, rv);
+    migrate_finish(m, rv);
     return;
   }
   send_sql(m, M_APPLY, q.data);
@@ -356,7 +356,7 @@ static void step_done(struct migrate *m) {
                PQresultErrorMessage(m->err_res));
       pgconn_oneline(m->errstr);
     }
-    finish(m, BL_EPG);
+    migrate_finish(m, BL_EPG);
     return;
   }
   switch (m->step) {
@@ -382,7 +382,7 @@ static void step_done(struct migrate *m) {
     next_file(m);
     break;
   case M_UNLOCK:
-    finish(m, 0);
+    migrate_finish(m, 0);
     break;
   default:
     break;
@@ -429,7 +429,7 @@ static void migrate_on_retry(uv_timer_t *t) {
   if (rv) {
     snprintf(m->errstr, sizeof(m->errstr), "cannot start connecting: %s",
              bl_strerror(rv));
-    finish(m, rv);
+    migrate_finish(m, rv);
   }
 }
 
@@ -446,7 +446,7 @@ static void migrate_on_connected(struct pgconn *pc, int status) {
   if (status) {
     snprintf(m->errstr, sizeof(m->errstr), "cannot connect to PostgreSQL: %s",
              pc->errstr);
-    finish(m, status);
+    migrate_finish(m, status);
     return;
   }
   if (PQsetnonblocking(pc->conn, 1) != 0) {

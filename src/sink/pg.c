@@ -305,13 +305,13 @@ static void process_notifies(struct pg *pg) {
 
 /* ---- sending ---- */
 
-static int watch(struct pg *pg) {
+static int pg_watch_io(struct pg *pg) {
   int ev = UV_READABLE | (pg->want_write ? UV_WRITABLE : 0);
   return pgconn_watch(&pg->pc, ev, pg_on_io);
 }
 
 /* PQflush and adjust the poll; 0, or -1 after the link was dropped. */
-static int flush(struct pg *pg) {
+static int pg_flush_out(struct pg *pg) {
   int r = PQflush(pg->pc.conn);
   if (r < 0) {
     link_lost(pg, PQerrorMessage(pg->pc.conn));
@@ -320,7 +320,7 @@ static int flush(struct pg *pg) {
   pg->want_write = r == 1;
   if (r == 1)
     pg->stats.write_waits++;
-  if (watch(pg)) {
+  if (pg_watch_io(pg)) {
     link_lost(pg, "cannot watch the socket");
     return -1;
   }
@@ -382,7 +382,7 @@ static void send_pending(struct pg *pg) {
     op->sent_ns_ = uv_hrtime();
     q_push(&pg->fly_head, &pg->fly_tail, op);
   }
-  flush(pg);
+  pg_flush_out(pg);
 }
 
 static void pg_on_prepare(uv_prepare_t *h) {
@@ -392,7 +392,7 @@ static void pg_on_prepare(uv_prepare_t *h) {
   maybe_drain(pg);
 }
 
-static void kick(struct pg *pg) {
+static void pg_kick(struct pg *pg) {
   if (pg->up && pg->state != PG_CLOSED)
     uv_prepare_start(&pg->flusher, pg_on_prepare);
 }
@@ -417,7 +417,7 @@ static void pg_on_io(struct pgconn *pc, int status, int events) {
     }
   }
   /* Write what is left (or re-arm the poll libuv stopped on an error). */
-  flush(pg);
+  pg_flush_out(pg);
 }
 
 /* ---- connection life ---- */
@@ -484,11 +484,11 @@ static void pg_on_connected(struct pgconn *pc, int status) {
     if (!pg->pend_tail)
       pg->pend_tail = t;
   }
-  if (watch(pg)) {
+  if (pg_watch_io(pg)) {
     link_lost(pg, "cannot watch the socket");
     return;
   }
-  kick(pg);
+  pg_kick(pg);
   if (pg->on_state)
     pg->on_state(pg, 1);
 }
@@ -619,7 +619,7 @@ int pg_prepare(struct pg *pg, struct pg_stmt *st, const char *name,
   *pp = st;
   if (pg->up) {
     q_push(&pg->pend_head, &pg->pend_tail, &st->op_);
-    kick(pg);
+    pg_kick(pg);
   }
   return 0;
 }
@@ -645,7 +645,7 @@ int pg_listen(struct pg *pg, struct pg_listen *l, const char *channel,
   *pp = l;
   if (pg->up) {
     q_push(&pg->pend_head, &pg->pend_tail, &l->op_);
-    kick(pg);
+    pg_kick(pg);
   }
   return 0;
 }
@@ -682,7 +682,7 @@ int pg_submit(struct pg *pg, struct pg_op *op) {
   q_push(&pg->pend_head, &pg->pend_tail, op);
   pg->n_ops++;
   pg->bytes += bytes;
-  kick(pg);
+  pg_kick(pg);
   return 0;
 }
 

@@ -112,6 +112,12 @@ rc=$?
 ok $rc "listen: notifications delivered in order on a quoted channel, and again after the listener's backend was killed"
 [ $rc -ne 0 ] && show_fail listen
 
+# --- the same over the Unix socket (no DNS, host= is a directory) -----------
+PGHOST=$H_TMP/pgsock drive listen
+rc=$?
+ok $rc "listen over the Unix socket in $H_TMP/pgsock"
+[ $rc -ne 0 ] && show_fail listen
+
 # --- black hole: accepts TCP, never answers -----------------------------------
 drive blackhole
 rc=$?
