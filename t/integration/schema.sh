@@ -48,7 +48,7 @@ dump() {
 h_config_write "$H_TMP/migrate.yaml"
 used_migrate=0
 if [ -x "$BUILD/binance-live" ] &&
-  "$BUILD/binance-live" --migrate -c "$H_TMP/migrate.yaml" \
+  timeout 60 "$BUILD/binance-live" --migrate -c "$H_TMP/migrate.yaml" \
     >"$H_TMP/migrate1.log" 2>&1; then
   used_migrate=1
   diag "applied with binance-live --migrate"
@@ -70,7 +70,7 @@ diff -u "$H_TMP/dump1.sql" "$H_TMP/dump2.sql" >"$H_TMP/dump.diff"
 ok $? "second application changes nothing (pg_dump --schema-only identical)"
 [ -s "$H_TMP/dump.diff" ] && head -n 40 "$H_TMP/dump.diff" | sed 's/^/#   /'
 if [ $used_migrate -eq 1 ]; then
-  "$BUILD/binance-live" --migrate -c "$H_TMP/migrate.yaml" >"$H_TMP/migrate2.log" 2>&1
+  timeout 60 "$BUILD/binance-live" --migrate -c "$H_TMP/migrate.yaml" >"$H_TMP/migrate2.log" 2>&1
   ok $? "binance-live --migrate runs again"
   dump >"$H_TMP/dump3.sql"
   diff -q "$H_TMP/dump1.sql" "$H_TMP/dump3.sql" >/dev/null

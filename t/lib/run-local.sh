@@ -66,8 +66,14 @@ pick_port() {
 }
 
 # --- PostgreSQL ---------------------------------------------------------------
+# $PG_DIR keeps the password and, when the data lives elsewhere, its path
+# (file home). The data, socket and log live in $PG_HOME: $PG_DIR itself,
+# unless the postgres user cannot reach ./var (a checkout under /root, say);
+# then a dir of that user's own under /var/lib/postgresql.
 PG_DIR=$VAR/pg
-PG_DATA=$PG_DIR/data
+PG_HOME=$PG_DIR
+[ -f "$PG_DIR/home" ] && PG_HOME=$(cat "$PG_DIR/home")
+PG_DATA=$PG_HOME/data
 
 pg_local_running() {
   [ -f "$PG_DATA/PG_VERSION" ] || return 1
@@ -98,23 +104,30 @@ pg_local_init() {
   user=$(h__pg_user)
   mask=$(umask)
   mkdir -p "$PG_DIR"
+  chmod 0755 "$PG_DIR"
   h__give_pg "$PG_DIR"
   if ! h__as_pg test -w "$PG_DIR"; then
-    die "user $user cannot write $PG_DIR (is the checkout under a private dir such as /root?); set POSTGRES_HOST to use another server"
+    local base=/var/lib/postgresql
+    PG_HOME=$base/binance-live-$(printf '%s' "$H_ROOT" | sha1sum | cut -c1-8)
+    say "user $user cannot reach $PG_DIR; keeping the PostgreSQL data in $PG_HOME"
+    mkdir -p "$PG_HOME" && h__give_pg "$PG_HOME" && h__as_pg test -w "$PG_HOME" ||
+      die "cannot prepare $PG_HOME for user $user; set POSTGRES_HOST to use another server"
+    printf '%s\n' "$PG_HOME" >"$PG_DIR/home"
+    PG_DATA=$PG_HOME/data
   fi
   pw=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
   umask 077
-  printf '%s\n' "$pw" >"$PG_DIR/pwfile"
-  h__give_pg "$PG_DIR/pwfile"
+  printf '%s\n' "$pw" >"$PG_HOME/pwfile"
+  h__give_pg "$PG_HOME/pwfile"
   say "initialising PostgreSQL in $PG_DATA (user postgres, password in $PG_DIR/password)"
   if ! h__as_pg "$H_PG_BIN/initdb" -D "$PG_DATA" -U postgres \
-    --pwfile="$PG_DIR/pwfile" --auth-host=scram-sha-256 --auth-local=peer \
+    --pwfile="$PG_HOME/pwfile" --auth-host=scram-sha-256 --auth-local=peer \
     --encoding=UTF8 --locale=C >"$VAR/initdb.log" 2>&1; then
-    rm -f "$PG_DIR/pwfile"
+    rm -f "$PG_HOME/pwfile"
     cat "$VAR/initdb.log" >&2
     die "initdb failed"
   fi
-  rm -f "$PG_DIR/pwfile"
+  rm -f "$PG_HOME/pwfile"
   printf '%s\n' "$pw" >"$PG_DIR/password"
   chmod 600 "$PG_DIR/password"
   umask "$mask"
@@ -129,16 +142,16 @@ pg_local_start() {
     port=$(pick_port 5432) || die "no free port for PostgreSQL"
   fi
   port_set pg "$port"
-  mkdir -p "$PG_DIR/sock"
-  touch "$PG_DIR/log"
-  h__give_pg "$PG_DIR/sock" "$PG_DIR/log"
-  say "starting PostgreSQL on 127.0.0.1:$port (log $PG_DIR/log)"
+  mkdir -p "$PG_HOME/sock"
+  touch "$PG_HOME/log"
+  h__give_pg "$PG_HOME/sock" "$PG_HOME/log"
+  say "starting PostgreSQL on 127.0.0.1:$port (log $PG_HOME/log)"
   # pg_ctl puts the postmaster in its own session: Ctrl-C on the collector
   # does not reach it.
-  (cd / && h__as_pg "$H_PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_DIR/sock" \
+  (cd / && h__as_pg "$H_PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_HOME/log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_HOME/sock" \
     start) >/dev/null || {
-    tail -n 20 "$PG_DIR/log" >&2
+    tail -n 20 "$PG_HOME/log" >&2
     die "PostgreSQL did not start"
   }
 }
@@ -304,7 +317,7 @@ collect() { # run | demo
   trap - INT
   demo_stop_mock
   say "collector exited with status $rc"
-  if [ -f "$PG_DATA/PG_VERSION" ] || [ -f "$REDIS_DIR/redis.pid" ]; then
+  if pg_local_running || redis_local_pid >/dev/null; then
     say "servers under ./var are still running; stop them with: t/lib/run-local.sh stop"
   fi
   [ $interrupted -eq 1 ] && [ $rc -eq 130 ] && rc=0
