@@ -180,7 +180,7 @@ h__port_reserve() {
       return 1
     fi
     # stale (owner gone) or unreadable: take it over only if we can
-    rm -rf "$dir/$p" 2>/dev/null || return 1
+    rm -rf "${dir:?}/$p" 2>/dev/null || return 1
     mkdir "$dir/$p" 2>/dev/null || return 1
   fi
   echo $$ >"$dir/$p/pid"
@@ -222,6 +222,7 @@ h_init() {
   # PostgreSQL's user (under root) must reach its dirs inside.
   chmod 0711 "$H_TMP"
   export H_TMP
+  # shellcheck disable=SC2154 # h__rc is set inside the trap
   trap 'h__rc=$?; h_cleanup; exit $h__rc' EXIT
   trap 'h_cleanup; trap - INT; kill -INT $$' INT
   trap 'h_cleanup; exit 143' TERM
