@@ -40,7 +40,10 @@
 #                          checked with ss that nothing uses it, and reserved
 #                          (${TMPDIR:-/tmp}/binance-live-ports/PORT, holding
 #                          the owner's pid) so that other harness processes
-#                          don't pick it too; released by h_cleanup.
+#                          don't pick it too; released by h_cleanup. Also
+#                          sets $H_PORT: prefer `h_free_port >/dev/null;
+#                          p=$H_PORT` (inside $(...) the reservation is not
+#                          released until this script has exited).
 #   h_psql "SQL" [ARGS]    psql -XAtq -v ON_ERROR_STOP=1 -c SQL against the
 #                          harness database; prints the rows. Without SQL,
 #                          reads the SQL from stdin.

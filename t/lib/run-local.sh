@@ -19,6 +19,9 @@
 # remembered in ./var/ports. They stay up after the collector stops (stop
 # them with `t/lib/run-local.sh stop`). Running this again reuses them.
 #
+# RUN_LOCAL_IGNORE_DEFAULTS=1 skips the servers on localhost:5432/6379 (the
+# tests use it so as never to touch a developer's own servers).
+#
 # Then $BUILD/binance-live -c ${BINANCE_LIVE_CONFIG:-conf/binance-live.yaml}
 # runs in the foreground with POSTGRES_* and REDIS_* exported; Ctrl-C stops
 # the collector only.
@@ -167,13 +170,14 @@ pg_setup() {
     PG_HOST=127.0.0.1 PG_PORT=$(port_get pg) PG_USER=postgres
     PG_PASS=$(cat "$PG_DIR/password")
     say "using the PostgreSQL already running under ./var (127.0.0.1:$PG_PORT)"
-  elif [ ! -f "$PG_DATA/PG_VERSION" ] &&
+  elif [ ! -f "$PG_DATA/PG_VERSION" ] && [ "${RUN_LOCAL_IGNORE_DEFAULTS:-0}" != 1 ] &&
     pg_can_login localhost 5432 "${POSTGRES_USER:-postgres}" "${POSTGRES_PASSWORD:-}"; then
     PG_HOST=localhost PG_PORT=5432
     PG_USER=${POSTGRES_USER:-postgres} PG_PASS=${POSTGRES_PASSWORD:-}
     say "using the PostgreSQL already listening on localhost:5432"
   else
-    if h__port_in_use 5432 && [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    if [ ! -f "$PG_DATA/PG_VERSION" ] && [ "${RUN_LOCAL_IGNORE_DEFAULTS:-0}" != 1 ] &&
+      h__port_in_use 5432; then
       say "a server on localhost:5432 does not accept user ${POSTGRES_USER:-postgres} without a password; starting our own"
     fi
     pg_local_start
@@ -229,7 +233,7 @@ redis_setup() {
   elif redis_local_pid >/dev/null && redis_answers 127.0.0.1 "$(port_get redis)"; then
     RD_HOST=127.0.0.1 RD_PORT=$(port_get redis)
     say "using the Redis already running under ./var (127.0.0.1:$RD_PORT)"
-  elif redis_answers localhost 6379; then
+  elif [ "${RUN_LOCAL_IGNORE_DEFAULTS:-0}" != 1 ] && redis_answers localhost 6379; then
     RD_HOST=localhost RD_PORT=6379
     say "using the Redis already listening on localhost:6379"
   else
