@@ -171,6 +171,16 @@ h__port_in_use() {
   fi
 }
 
+# True when something listens on the port (a server could not bind it;
+# TIME_WAIT leftovers of a stopped server don't count).
+h__port_listening() {
+  if command -v ss >/dev/null 2>&1; then
+    [ -n "$(ss -Htln "( sport = :$1 )" 2>/dev/null)" ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
+
 # Reserves a port for this process (atomic mkdir); a reservation whose owner
 # has died is taken over.
 h__port_reserve() {

@@ -57,7 +57,7 @@ port_set() { # NAME PORT
 # servers outlive this script).
 pick_port() {
   local p=$1 i
-  if ! h__port_in_use "$p"; then
+  if ! h__port_listening "$p"; then
     echo "$p"
     return
   fi
@@ -141,7 +141,7 @@ pg_local_start() {
   [ -f "$PG_DATA/PG_VERSION" ] || pg_local_init
   local port
   port=$(port_get pg)
-  if [ -z "$port" ] || h__port_in_use "$port"; then
+  if [ -z "$port" ] || h__port_listening "$port"; then
     port=$(pick_port 5432) || die "no free port for PostgreSQL"
   fi
   port_set pg "$port"
@@ -177,7 +177,7 @@ pg_setup() {
     say "using the PostgreSQL already listening on localhost:5432"
   else
     if [ ! -f "$PG_DATA/PG_VERSION" ] && [ "${RUN_LOCAL_IGNORE_DEFAULTS:-0}" != 1 ] &&
-      h__port_in_use 5432; then
+      h__port_listening 5432; then
       say "a server on localhost:5432 does not accept user ${POSTGRES_USER:-postgres} without a password; starting our own"
     fi
     pg_local_start
@@ -209,7 +209,7 @@ redis_local_start() {
   command -v redis-server >/dev/null || die "redis-server missing (make deps)"
   local port
   port=$(port_get redis)
-  if [ -z "$port" ] || h__port_in_use "$port"; then
+  if [ -z "$port" ] || h__port_listening "$port"; then
     port=$(pick_port 6379) || die "no free port for Redis"
   fi
   port_set redis "$port"
