@@ -59,8 +59,10 @@
 --         only while compression is not enabled yet (read from
 --         timescaledb_information.hypertables.compression_enabled), because
 --         changing compression settings fails once chunks are compressed.
---         compress_orderby lists the remaining key columns so that lookups
---         on the key stay efficient on compressed chunks.
+--         compress_orderby lists the key columns that are not in segmentby
+--         (TimescaleDB warns about a unique key column that is neither, and
+--         refuses a column that is both); lookups on the key stay efficient
+--         on compressed chunks.
 --       - add_compression_policy(t, compress_after => INTERVAL '7 days',
 --         if_not_exists => TRUE): "fail with a warning instead of an error if
 --         a compression policy already exists". It requires compression to

@@ -22,9 +22,9 @@ h_free_port >/dev/null
 p1=$H_PORT
 h_free_port >/dev/null
 p2=$H_PORT
-ok $([ "$p1" != "$p2" ]; echo $?) "h_free_port gives a different port each time ($p1, $p2)"
-ok $([ -d "$(h__port_dir)/$p1" ]; echo $?) "the port is reserved for other harness processes"
-ok $(port_closed "$p1"; echo $?) "nothing listens on the picked port"
+[ "$p1" != "$p2" ]; ok $? "h_free_port gives a different port each time ($p1, $p2)"
+[ -d "$(h__port_dir)/$p1" ]; ok $? "the port is reserved for other harness processes"
+port_closed "$p1"; ok $? "nothing listens on the picked port"
 
 # --- PostgreSQL ----------------------------------------------------------------
 t0=$(date +%s%N)
@@ -41,24 +41,24 @@ like "$(listeners "$pg_port")" "127\.0\.0\.1:$pg_port" "postgres listens on 127.
 pg_pid=$(h__pg_pid)
 pg_owner=$(ps -o user= -p "$pg_pid")
 if [ "$(id -u)" -eq 0 ]; then
-  ok $([ "$pg_owner" != root ]; echo $?) "postgres runs unprivileged under root (as $pg_owner)"
+  [ "$pg_owner" != root ]; ok $? "postgres runs unprivileged under root (as $pg_owner)"
 else
   is "$pg_owner" "$(id -un)" "postgres runs as the calling user"
 fi
-ok $([ -S "$H_TMP/pgsock/.s.PGSQL.$pg_port" ]; echo $?) "unix socket in \$H_TMP/pgsock"
+[ -S "$H_TMP/pgsock/.s.PGSQL.$pg_port" ]; ok $? "unix socket in \$H_TMP/pgsock"
 
 h_psql "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before')"
 h_pg_restart
 ok $? "h_pg_restart"
 is "$PGPORT" "$pg_port" "restart keeps the port"
 is "$(h_psql 'SELECT v FROM kept')" before "restart keeps the data dir"
-ok $([ "$(h__pg_pid)" != "$pg_pid" ]; echo $?) "restart runs a new postmaster"
+[ "$(h__pg_pid)" != "$pg_pid" ]; ok $? "restart runs a new postmaster"
 
 h_psql "INSERT INTO kept VALUES ('committed before kill')"
 old_pid=$(h__pg_pid)
 h_pg_kill
-ok $(h__alive "$old_pid"; [ $? -ne 0 ]; echo $?) "h_pg_kill stops the postmaster"
-ok $(h_psql 'SELECT 1' >/dev/null 2>&1; [ $? -ne 0 ]; echo $?) "postgres is unreachable after h_pg_kill"
+! h__alive "$old_pid"; ok $? "h_pg_kill stops the postmaster"
+! { h_psql 'SELECT 1' >/dev/null 2>&1; }; ok $? "postgres is unreachable after h_pg_kill"
 h_pg_start
 ok $? "h_pg_start after h_pg_kill (crash recovery)"
 is "$PGPORT" "$pg_port" "same port after a kill"
@@ -80,7 +80,7 @@ ok $? "h_redis_restart"
 is "$REDIS_PORT" "$redis_port" "redis restart keeps the port"
 is "$(h_redis ping)" PONG "redis answers after restart"
 is "$(h_redis exists k)" 0 "redis restart starts empty (no persistence)"
-ok $(kill -0 "$redis_pid" 2>/dev/null; [ $? -ne 0 ]; echo $?) "the old redis process is gone"
+! kill -0 "$redis_pid" 2>/dev/null; ok $? "the old redis process is gone"
 
 # --- helpers -------------------------------------------------------------------
 h_wait_for 2 true
@@ -89,7 +89,7 @@ t0=$(date +%s%N)
 h_wait_for 1 false
 rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
-ok $([ $rc -ne 0 ] && [ $ms -ge 900 ] && [ $ms -lt 3000 ]; echo $?) "h_wait_for gives up after its timeout ($ms ms)"
+{ [ $rc -ne 0 ] && [ $ms -ge 900 ] && [ $ms -lt 3000 ]; }; ok $? "h_wait_for gives up after its timeout ($ms ms)"
 flag=$H_TMP/flag
 (sleep 0.3; touch "$flag") &
 h_wait_for 5 test -e "$flag"
@@ -127,7 +127,7 @@ ok $? "collector is run with -c CONFIG_FILE"
 cpid=$H_COLLECTOR_PID
 h_collector_stop 5
 is "$?" 7 "h_collector_stop returns the collector's exit status"
-ok $(kill -0 "$cpid" 2>/dev/null; [ $? -ne 0 ]; echo $?) "the collector is gone"
+! kill -0 "$cpid" 2>/dev/null; ok $? "the collector is gone"
 h_mock_start --port 1234 --symbols 3
 ok $? "h_mock_start"
 h_wait_for 5 grep -q 'args: --port 1234 --symbols 3' "$H_TMP/mock.log"
@@ -135,7 +135,7 @@ ok $? "mock gets its arguments, log in \$H_TMP/mock.log"
 mpid=$H_MOCK_PID
 h_mock_stop
 is "$?" 7 "h_mock_stop returns the mock's exit status"
-ok $(kill -0 "$mpid" 2>/dev/null; [ $? -ne 0 ]; echo $?) "the mock is gone"
+! kill -0 "$mpid" 2>/dev/null; ok $? "the mock is gone"
 BUILD=$real_build
 
 # --- stopping ------------------------------------------------------------------
@@ -143,10 +143,10 @@ pg_pid=$(h__pg_pid)
 redis_pid=$H_REDIS_PID
 h_pg_stop
 h_redis_stop
-ok $(port_closed "$pg_port"; echo $?) "postgres port $pg_port is closed after h_pg_stop"
-ok $(port_closed "$redis_port"; echo $?) "redis port $redis_port is closed after h_redis_stop"
-ok $(h__alive "$pg_pid"; [ $? -ne 0 ]; echo $?) "no postmaster left"
-ok $(kill -0 "$redis_pid" 2>/dev/null; [ $? -ne 0 ]; echo $?) "no redis-server left"
+port_closed "$pg_port"; ok $? "postgres port $pg_port is closed after h_pg_stop"
+port_closed "$redis_port"; ok $? "redis port $redis_port is closed after h_redis_stop"
+! h__alive "$pg_pid"; ok $? "no postmaster left"
+! kill -0 "$redis_pid" 2>/dev/null; ok $? "no redis-server left"
 left=$(pgrep -f "$H_TMP" 2>/dev/null | grep -v "^$$\$" || true)
 is "$left" "" "no process refers to \$H_TMP"
 
@@ -167,10 +167,10 @@ bash "$child" "$H_TMP/child1" exit
 rc=$?
 is "$rc" 3 "a test's exit status survives the cleanup trap"
 read -r cpg credis ctmp cpgpid credispid <"$H_TMP/child1"
-ok $(port_closed "$cpg" && port_closed "$credis"; echo $?) "servers of an exiting script are stopped"
-ok $(h__alive "$cpgpid" || h__alive "$credispid"; [ $? -ne 0 ]; echo $?) "no server process of an exiting script is left"
-ok $([ ! -e "$ctmp" ]; echo $?) "its temp dir is removed"
-ok $([ ! -e "$(h__port_dir)/$cpg" ] && [ ! -e "$(h__port_dir)/$credis" ]; echo $?) "its port reservations are released"
+{ port_closed "$cpg" && port_closed "$credis"; }; ok $? "servers of an exiting script are stopped"
+! { h__alive "$cpgpid" || h__alive "$credispid"; }; ok $? "no server process of an exiting script is left"
+[ ! -e "$ctmp" ]; ok $? "its temp dir is removed"
+{ [ ! -e "$(h__port_dir)/$cpg" ] && [ ! -e "$(h__port_dir)/$credis" ]; }; ok $? "its port reservations are released"
 
 bash "$child" "$H_TMP/child2" wait &
 cpid=$!
@@ -181,8 +181,8 @@ kill -TERM "$cpid"
 wait "$cpid"
 rc=$?
 is "$rc" 143 "SIGTERM ends a test script with 143"
-ok $(port_closed "$cpg" && port_closed "$credis"; echo $?) "servers of a killed script are stopped"
-ok $(h__alive "$cpgpid" || h__alive "$credispid"; [ $? -ne 0 ]; echo $?) "no server process of a killed script is left"
-ok $([ ! -e "$ctmp" ]; echo $?) "its temp dir is removed"
+{ port_closed "$cpg" && port_closed "$credis"; }; ok $? "servers of a killed script are stopped"
+! { h__alive "$cpgpid" || h__alive "$credispid"; }; ok $? "no server process of a killed script is left"
+[ ! -e "$ctmp" ]; ok $? "its temp dir is removed"
 
 done_testing

@@ -40,7 +40,10 @@
 #                          checked with ss that nothing uses it, and reserved
 #                          (${TMPDIR:-/tmp}/binance-live-ports/PORT, holding
 #                          the owner's pid) so that other harness processes
-#                          don't pick it too; released by h_cleanup.
+#                          don't pick it too; released by h_cleanup. Also
+#                          sets $H_PORT: prefer `h_free_port >/dev/null;
+#                          p=$H_PORT` (inside $(...) the reservation is not
+#                          released until this script has exited).
 #   h_psql "SQL" [ARGS]    psql -XAtq -v ON_ERROR_STOP=1 -c SQL against the
 #                          harness database; prints the rows. Without SQL,
 #                          reads the SQL from stdin.
@@ -168,6 +171,16 @@ h__port_in_use() {
   fi
 }
 
+# True when something listens on the port (a server could not bind it;
+# TIME_WAIT leftovers of a stopped server don't count).
+h__port_listening() {
+  if command -v ss >/dev/null 2>&1; then
+    [ -n "$(ss -Htln "( sport = :$1 )" 2>/dev/null)" ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
+
 # Reserves a port for this process (atomic mkdir); a reservation whose owner
 # has died is taken over.
 h__port_reserve() {
@@ -180,7 +193,7 @@ h__port_reserve() {
       return 1
     fi
     # stale (owner gone) or unreadable: take it over only if we can
-    rm -rf "$dir/$p" 2>/dev/null || return 1
+    rm -rf "${dir:?}/$p" 2>/dev/null || return 1
     mkdir "$dir/$p" 2>/dev/null || return 1
   fi
   echo $$ >"$dir/$p/pid"
@@ -222,6 +235,7 @@ h_init() {
   # PostgreSQL's user (under root) must reach its dirs inside.
   chmod 0711 "$H_TMP"
   export H_TMP
+  # shellcheck disable=SC2154 # h__rc is set inside the trap
   trap 'h__rc=$?; h_cleanup; exit $h__rc' EXIT
   trap 'h_cleanup; trap - INT; kill -INT $$' INT
   trap 'h_cleanup; exit 143' TERM
