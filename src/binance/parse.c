@@ -130,10 +130,10 @@ const char *parse_class_name(int cls) {
 
 /* Records why the frame failed and returns 0, which cancels a yajl parse
  * when returned from a callback. The first reason wins. */
-static int fail(struct parse_impl *im, enum parse_class cls, const char *fmt,
-                ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct parse_impl *im, enum parse_class cls, const char *fmt,
-                ...) {
+static int reject(struct parse_impl *im, enum parse_class cls, const char *fmt,
+                  ...) __attribute__((format(printf, 3, 4)));
+static int reject(struct parse_impl *im, enum parse_class cls, const char *fmt,
+                  ...) {
   va_list ap;
   if (im->p->err_class != PARSE_OK)
     return 0;
@@ -145,7 +145,7 @@ static int fail(struct parse_impl *im, enum parse_class cls, const char *fmt,
 }
 
 /* The same, as an expression worth -1, for functions that return 0/-1. */
-#define FAIL(im, cls, ...) (fail(im, cls, __VA_ARGS__), -1)
+#define REJECT(im, cls, ...) (reject(im, cls, __VA_ARGS__), -1)
 
 /* ---- shared helpers ---------------------------------------------------- */
 
@@ -357,8 +357,8 @@ static int mark_seen(struct parse_impl *im, const struct open_ctx *o) {
     uint64_t bit = 1ULL << o->key;
     if (ss->seen & bit) {
       char c = (char)(o->key < 26 ? 'A' + o->key : 'a' + o->key - 26);
-      return fail(im, PARSE_BAD_JSON, "duplicate key \"%s%c\"",
-                  ctx_name(o->ctx), c);
+      return reject(im, PARSE_BAD_JSON, "duplicate key \"%s%c\"",
+                    ctx_name(o->ctx), c);
     }
     ss->seen |= bit;
     return 1;
@@ -368,8 +368,8 @@ static int mark_seen(struct parse_impl *im, const struct open_ctx *o) {
     if (o->ctx == C_DATA)
       bit = NB_DATA_LASTUPD;
     if (im->named & bit)
-      return fail(im, PARSE_BAD_JSON, "duplicate key in %s object",
-                  o->ctx == C_ERR ? "error" : "frame");
+      return reject(im, PARSE_BAD_JSON, "duplicate key in %s object",
+                    o->ctx == C_ERR ? "error" : "frame");
     im->named |= bit;
   }
   return 1;
@@ -415,7 +415,7 @@ static int pf_scalar(struct parse_impl *im, struct scalar *v) {
   if (v->kind == SK_NUM && parse_int64_text(v->s, v->len, &v->i) == 0)
     v->kind = SK_INT;
   if (im->depth == 0)
-    return fail(im, PARSE_BAD_JSON, "frame is not a JSON object");
+    return reject(im, PARSE_BAD_JSON, "frame is not a JSON object");
   o = &im->stack[im->depth - 1];
   switch (o->ctx) {
   case C_TOP:
@@ -469,15 +469,15 @@ static int pf_scalar(struct parse_impl *im, struct scalar *v) {
     }
     return 1;
   case C_LEVELS:
-    return fail(im, PARSE_BAD_TYPE, "a depth level is not an array");
+    return reject(im, PARSE_BAD_TYPE, "a depth level is not an array");
   case C_PAIR: {
     struct ev_level *l;
     char *dst;
     if (v->kind != SK_STR || o->idx >= 2)
-      return fail(im, PARSE_BAD_TYPE,
-                  "a depth level is not [price, qty] strings");
+      return reject(im, PARSE_BAD_TYPE,
+                    "a depth level is not [price, qty] strings");
     if (!dec_valid(v->s, v->len))
-      return fail(im, PARSE_BAD_DECIMAL, "bad decimal in a depth level");
+      return reject(im, PARSE_BAD_DECIMAL, "bad decimal in a depth level");
     l = o->side == 0 ? &im->lv[im->n_lv[0]]
                      : &im->lv[im->max_levels - 1 - im->n_lv[1]];
     dst = o->idx == 0 ? l->price : l->qty;
@@ -517,10 +517,10 @@ static int pf_open(struct parse_impl *im, int is_map) {
   uint8_t next = C_SKIP, side = 0;
 
   if (im->depth >= im->max_depth)
-    return fail(im, PARSE_TOO_BIG, "nesting deeper than %d", im->max_depth);
+    return reject(im, PARSE_TOO_BIG, "nesting deeper than %d", im->max_depth);
   if (im->depth == 0) {
     if (!is_map)
-      return fail(im, PARSE_BAD_JSON, "frame is not a JSON object");
+      return reject(im, PARSE_BAD_JSON, "frame is not a JSON object");
     next = C_TOP;
     goto push;
   }
@@ -539,15 +539,15 @@ static int pf_open(struct parse_impl *im, int is_map) {
         break;
       if (is_map && o->key == slot_of('k')) {
         if (im->k_owner)
-          return fail(im, PARSE_BAD_JSON, "two \"k\" objects");
+          return reject(im, PARSE_BAD_JSON, "two \"k\" objects");
         im->k_owner = (uint8_t)(set + 1);
         next = C_K;
       } else if (!is_map &&
                  (o->key == slot_of('b') || o->key == slot_of('a'))) {
         side = o->key == slot_of('b') ? 0 : 1;
         if (im->lv_owner[side])
-          return fail(im, PARSE_BAD_JSON, "two \"%c\" level arrays",
-                      side ? 'a' : 'b');
+          return reject(im, PARSE_BAD_JSON, "two \"%c\" level arrays",
+                        side ? 'a' : 'b');
         im->lv_owner[side] = (uint8_t)(set + 1);
         sl->kind = SK_LEVELS;
         next = C_LEVELS;
@@ -588,16 +588,16 @@ static int pf_open(struct parse_impl *im, int is_map) {
     break;
   case C_LEVELS:
     if (is_map)
-      return fail(im, PARSE_BAD_TYPE, "a depth level is not an array");
+      return reject(im, PARSE_BAD_TYPE, "a depth level is not an array");
     if (im->n_lv[0] + im->n_lv[1] >= im->max_levels)
-      return fail(im, PARSE_TOO_BIG, "more than %zu depth levels",
-                  im->max_levels);
+      return reject(im, PARSE_TOO_BIG, "more than %zu depth levels",
+                    im->max_levels);
     side = o->side;
     next = C_PAIR;
     break;
   case C_PAIR:
-    return fail(im, PARSE_BAD_TYPE,
-                "a depth level is not [price, qty] strings");
+    return reject(im, PARSE_BAD_TYPE,
+                  "a depth level is not [price, qty] strings");
   default:
     break; /* C_SKIP: children are skipped too */
   }
@@ -615,8 +615,8 @@ static int pf_close(struct parse_impl *im) {
 
   if (o->ctx == C_PAIR) {
     if (o->idx != 2)
-      return fail(im, PARSE_BAD_TYPE,
-                  "a depth level is not [price, qty] strings");
+      return reject(im, PARSE_BAD_TYPE,
+                    "a depth level is not [price, qty] strings");
     im->n_lv[o->side]++;
   }
   if (--im->depth == 0)
@@ -646,6 +646,49 @@ static int pf_map_key(void *ctx, const unsigned char *k, size_t n) {
 static const yajl_callbacks frame_callbacks = {
     pf_null,      pf_bool,    NULL,   NULL,           pf_number, pf_string,
     pf_start_map, pf_map_key, pf_end, pf_start_array, pf_end};
+
+/* yajl checks only the shape of UTF-8 sequences; text we keep (symbols,
+ * stream names, error messages) is also checked for overlong forms,
+ * surrogates and code points above U+10FFFF. */
+static int utf8_strict(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+
+  while (i < n) {
+    unsigned c = s[i];
+    size_t len, k;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return 0;
+    }
+    if (n - i < len)
+      return 0;
+    for (k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+      return 0;
+    if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
+      return 0;
+    i += len;
+  }
+  return 1;
+}
 
 /* ---- finishing: slots to the typed event -------------------------------- */
 
@@ -756,7 +799,7 @@ static int map_fields(struct parse_impl *im, int set, const char *pfx,
     char *dst = (char *)base + f[i].off;
 
     if (!(ss->seen & (1ULL << si))) {
-      fail(im, PARSE_MISSING_FIELD, "missing field \"%s%c\"", pfx, f[i].key);
+      reject(im, PARSE_MISSING_FIELD, "missing field \"%s%c\"", pfx, f[i].key);
       return -1;
     }
     switch (f[i].type) {
@@ -775,8 +818,8 @@ static int map_fields(struct parse_impl *im, int set, const char *pfx,
     case F_DEC:
       if (sl->kind == SK_STR_BAD ||
           (sl->kind == SK_STR && !dec_valid(sl->s, sl->len))) {
-        fail(im, PARSE_BAD_DECIMAL, "field \"%s%c\" is not a decimal", pfx,
-             f[i].key);
+        reject(im, PARSE_BAD_DECIMAL, "field \"%s%c\" is not a decimal", pfx,
+               f[i].key);
         return -1;
       }
       if (sl->kind != SK_STR)
@@ -787,8 +830,13 @@ static int map_fields(struct parse_impl *im, int set, const char *pfx,
       if (sl->kind != SK_STR && sl->kind != SK_STR_BAD)
         goto bad_type;
       if (sl->kind == SK_STR_BAD || sl->len == 0 || sl->len >= EV_SYMBOL_MAX) {
-        fail(im, PARSE_BAD_TYPE, "field \"%s%c\" is not a valid symbol", pfx,
-             f[i].key);
+        reject(im, PARSE_BAD_TYPE, "field \"%s%c\" is not a valid symbol", pfx,
+               f[i].key);
+        return -1;
+      }
+      if (!utf8_strict(sl->s, sl->len)) {
+        reject(im, PARSE_BAD_UTF8, "field \"%s%c\" is not valid UTF-8", pfx,
+               f[i].key);
         return -1;
       }
       memcpy(dst, sl->s, (size_t)sl->len + 1);
@@ -798,8 +846,8 @@ static int map_fields(struct parse_impl *im, int set, const char *pfx,
         goto bad_type;
       if (sl->kind == SK_STR_BAD || sl->len >= EV_INTERVAL_MAX ||
           !parse_interval_valid(sl->s)) {
-        fail(im, PARSE_BAD_TYPE, "field \"%s%c\" is not a kline interval", pfx,
-             f[i].key);
+        reject(im, PARSE_BAD_TYPE, "field \"%s%c\" is not a kline interval",
+               pfx, f[i].key);
         return -1;
       }
       memcpy(dst, sl->s, (size_t)sl->len + 1);
@@ -807,8 +855,8 @@ static int map_fields(struct parse_impl *im, int set, const char *pfx,
     }
     continue;
   bad_type:
-    fail(im, PARSE_BAD_TYPE, "field \"%s%c\" is %s", pfx, f[i].key,
-         kind_name(sl->kind));
+    reject(im, PARSE_BAD_TYPE, "field \"%s%c\" is %s", pfx, f[i].key,
+           kind_name(sl->kind));
     return -1;
   }
   return 0;
@@ -884,10 +932,10 @@ static int levels_field(struct parse_impl *im, int set, char key) {
   const struct slotset *ss = &im->sets[set];
   int si = slot_of(key);
   if (!(ss->seen & (1ULL << si)))
-    return FAIL(im, PARSE_MISSING_FIELD, "missing field \"%c\"", key);
+    return REJECT(im, PARSE_MISSING_FIELD, "missing field \"%c\"", key);
   if (ss->v[si].kind != SK_LEVELS)
-    return FAIL(im, PARSE_BAD_TYPE, "field \"%c\" is %s, not levels", key,
-                kind_name(ss->v[si].kind));
+    return REJECT(im, PARSE_BAD_TYPE, "field \"%c\" is %s, not levels", key,
+                  kind_name(ss->v[si].kind));
   return 0;
 }
 
@@ -901,15 +949,16 @@ static int finish_payload(struct parse_impl *im, int set, int combined,
 
   if (ss->seen & (1ULL << slot_of('e'))) {
     if (e->kind != SK_STR)
-      return FAIL(im, PARSE_BAD_TYPE, "field \"e\" is %s", kind_name(e->kind));
+      return REJECT(im, PARSE_BAD_TYPE, "field \"e\" is %s",
+                    kind_name(e->kind));
     type = event_by_name(e->s);
     if (expect != EV_NONE && type != expect)
-      return FAIL(im, PARSE_BAD_TYPE, "event \"%s\" on stream \"%s\"", e->s,
-                  im->stream);
+      return REJECT(im, PARSE_BAD_TYPE, "event \"%s\" on stream \"%s\"", e->s,
+                    im->stream);
     if (type == EV_NONE)
-      return FAIL(im, PARSE_UNKNOWN_EVENT, "unknown event type \"%s\"", e->s);
+      return REJECT(im, PARSE_UNKNOWN_EVENT, "unknown event type \"%s\"", e->s);
   } else if (expect != EV_NONE) {
-    return FAIL(im, PARSE_MISSING_FIELD, "missing field \"e\"");
+    return REJECT(im, PARSE_MISSING_FIELD, "missing field \"e\"");
   } else if (combined || (im->named & NB(K_LASTUPD)) ||
              (ss->seen & (1ULL << slot_of('u')) &&
               ss->seen & (1ULL << slot_of('s')) &&
@@ -919,7 +968,7 @@ static int finish_payload(struct parse_impl *im, int set, int combined,
     out->type = EV_IGNORED;
     return 0;
   } else {
-    return FAIL(im, PARSE_UNKNOWN_EVENT, "an object of no known shape");
+    return REJECT(im, PARSE_UNKNOWN_EVENT, "an object of no known shape");
   }
 
   switch (type) {
@@ -928,9 +977,10 @@ static int finish_payload(struct parse_impl *im, int set, int combined,
     if (map_fields(im, set, "", kline_top, NF(kline_top), &out->u.kline))
       return -1;
     if (!(ss->seen & (1ULL << slot_of('k'))))
-      return FAIL(im, PARSE_MISSING_FIELD, "missing field \"k\"");
+      return REJECT(im, PARSE_MISSING_FIELD, "missing field \"k\"");
     if (k->kind != SK_OBJ || im->k_owner != set + 1)
-      return FAIL(im, PARSE_BAD_TYPE, "field \"k\" is %s", kind_name(k->kind));
+      return REJECT(im, PARSE_BAD_TYPE, "field \"k\" is %s",
+                    kind_name(k->kind));
     if (map_fields(im, SET_K, "k.", kline_k, NF(kline_k), &out->u.kline))
       return -1;
     break;
@@ -973,31 +1023,34 @@ static int finish_control(struct parse_impl *im, struct ev *out) {
   struct ev_control *c = &out->u.control;
 
   if (!(im->named & NB(K_ID)))
-    return FAIL(im, PARSE_MISSING_FIELD, "missing field \"id\"");
+    return REJECT(im, PARSE_MISSING_FIELD, "missing field \"id\"");
   if (im->id_kind == SK_INT) {
     c->id = im->id;
     c->has_id = 1;
   } else if (im->id_kind != SK_NULL && im->id_kind != SK_STR &&
              im->id_kind != SK_STR_BAD) {
-    return FAIL(im, PARSE_BAD_TYPE, "field \"id\" is %s",
-                kind_name(im->id_kind));
+    return REJECT(im, PARSE_BAD_TYPE, "field \"id\" is %s",
+                  kind_name(im->id_kind));
   }
   if (im->named & NB(K_ERROR)) {
     if (im->error_kind != SK_OBJ)
-      return FAIL(im, PARSE_BAD_TYPE, "field \"error\" is %s",
-                  kind_name(im->error_kind));
+      return REJECT(im, PARSE_BAD_TYPE, "field \"error\" is %s",
+                    kind_name(im->error_kind));
     if (!(im->named & NB(K_CODE)))
-      return FAIL(im, PARSE_MISSING_FIELD, "missing field \"error.code\"");
+      return REJECT(im, PARSE_MISSING_FIELD, "missing field \"error.code\"");
     if (im->code_kind != SK_INT || im->code < -2147483647 - 1 ||
         im->code > 2147483647)
-      return FAIL(im, PARSE_BAD_TYPE, "field \"error.code\" is %s",
-                  im->code_kind == SK_INT ? "out of range"
-                                          : kind_name(im->code_kind));
+      return REJECT(im, PARSE_BAD_TYPE, "field \"error.code\" is %s",
+                    im->code_kind == SK_INT ? "out of range"
+                                            : kind_name(im->code_kind));
     if (!(im->named & NB(K_MSG)))
-      return FAIL(im, PARSE_MISSING_FIELD, "missing field \"error.msg\"");
+      return REJECT(im, PARSE_MISSING_FIELD, "missing field \"error.msg\"");
     if (im->msg_kind != SK_STR)
-      return FAIL(im, PARSE_BAD_TYPE, "field \"error.msg\" is %s",
-                  kind_name(im->msg_kind));
+      return REJECT(im, PARSE_BAD_TYPE, "field \"error.msg\" is %s",
+                    kind_name(im->msg_kind));
+    if (!utf8_strict(im->msg, strlen(im->msg)))
+      return REJECT(im, PARSE_BAD_UTF8,
+                    "field \"error.msg\" is not valid UTF-8");
     c->is_error = 1;
     c->code = (int)im->code;
     memcpy(c->msg, im->msg, sizeof c->msg);
@@ -1009,26 +1062,28 @@ static int finish_control(struct parse_impl *im, struct ev *out) {
 static int finish(struct parse_impl *im, struct ev *out) {
   if (im->named & NB(K_DATA)) {
     if (!(im->named & NB(K_STREAM)))
-      return FAIL(im, PARSE_MISSING_FIELD, "missing field \"stream\"");
+      return REJECT(im, PARSE_MISSING_FIELD, "missing field \"stream\"");
     if (im->stream_kind != SK_STR || im->stream[0] == '\0')
-      return FAIL(im, PARSE_BAD_TYPE, "field \"stream\" is %s",
-                  im->stream_kind == SK_STR_BAD ? "too long"
-                  : im->stream_kind == SK_STR   ? "empty"
-                                                : kind_name(im->stream_kind));
+      return REJECT(im, PARSE_BAD_TYPE, "field \"stream\" is %s",
+                    im->stream_kind == SK_STR_BAD ? "too long"
+                    : im->stream_kind == SK_STR   ? "empty"
+                                                  : kind_name(im->stream_kind));
+    if (!utf8_strict(im->stream, strlen(im->stream)))
+      return REJECT(im, PARSE_BAD_UTF8, "field \"stream\" is not valid UTF-8");
     memcpy(out->stream, im->stream, sizeof out->stream);
     if (im->data_kind == SK_ARR) {
       out->type = EV_IGNORED; /* !miniTicker@arr and the like */
       return 0;
     }
     if (im->data_kind != SK_OBJ)
-      return FAIL(im, PARSE_BAD_TYPE, "field \"data\" is %s",
-                  kind_name(im->data_kind));
+      return REJECT(im, PARSE_BAD_TYPE, "field \"data\" is %s",
+                    kind_name(im->data_kind));
     return finish_payload(im, SET_DATA, 1, event_by_stream(im->stream), out);
   }
   if (im->named & (NB(K_RESULT) | NB(K_ERROR)))
     return finish_control(im, out);
   if (im->named & NB(K_STREAM))
-    return FAIL(im, PARSE_MISSING_FIELD, "missing field \"data\"");
+    return REJECT(im, PARSE_MISSING_FIELD, "missing field \"data\"");
   return finish_payload(im, SET_TOP, 0, EV_NONE, out);
 }
 
@@ -1107,8 +1162,8 @@ static void yajl_reason(struct parse_impl *im, yajl_handle h) {
   unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
   const char *m = msg ? (const char *)msg : "JSON error";
   size_t n = strcspn(m, "\n");
-  fail(im, strstr(m, "UTF8") ? PARSE_BAD_UTF8 : PARSE_BAD_JSON, "%.*s", (int)n,
-       m);
+  reject(im, strstr(m, "UTF8") ? PARSE_BAD_UTF8 : PARSE_BAD_JSON, "%.*s",
+         (int)n, m);
   if (msg)
     yajl_free_error(h, msg);
 }
@@ -1124,8 +1179,8 @@ int parse_frame(struct parse *p, const char *data, size_t len, struct ev *out) {
   p->errstr[0] = '\0';
   p->n_frames++;
   if (len > im->max_frame) {
-    fail(im, PARSE_TOO_BIG, "frame of %zu bytes over the limit of %zu", len,
-         im->max_frame);
+    reject(im, PARSE_TOO_BIG, "frame of %zu bytes over the limit of %zu", len,
+           im->max_frame);
     p->n_errors[PARSE_TOO_BIG]++;
     return BL_ETOOBIG;
   }
@@ -1133,7 +1188,7 @@ int parse_frame(struct parse *p, const char *data, size_t len, struct ev *out) {
   parse_arena_reset(&im->arena);
   h = yajl_alloc(&frame_callbacks, im->use_malloc ? NULL : &im->afs, im);
   if (!h) {
-    fail(im, PARSE_BAD_JSON, "out of memory");
+    reject(im, PARSE_BAD_JSON, "out of memory");
     p->n_errors[PARSE_BAD_JSON]++;
     return BL_ENOMEM;
   }
@@ -1143,11 +1198,11 @@ int parse_frame(struct parse *p, const char *data, size_t len, struct ev *out) {
   if (st == yajl_status_error)
     yajl_reason(im, h);
   else if (st != yajl_status_ok && p->err_class == PARSE_OK)
-    fail(im, PARSE_BAD_JSON, "parse canceled");
+    reject(im, PARSE_BAD_JSON, "parse canceled");
   yajl_free(h);
 
   if (p->err_class == PARSE_OK && !im->done)
-    fail(im, PARSE_BAD_JSON, "incomplete frame");
+    reject(im, PARSE_BAD_JSON, "incomplete frame");
   if (p->err_class == PARSE_OK)
     finish(im, out);
   if (p->err_class != PARSE_OK) {
