@@ -1071,7 +1071,7 @@ static int finish(struct parse_impl *im, struct ev *out) {
     if (!utf8_strict(im->stream, strlen(im->stream)))
       return REJECT(im, PARSE_BAD_UTF8, "field \"stream\" is not valid UTF-8");
     memcpy(out->stream, im->stream, sizeof out->stream);
-    if (im->data_kind == SK_ARR) {
+    if (im->data_kind == SK_ARR && event_by_stream(im->stream) == EV_NONE) {
       out->type = EV_IGNORED; /* !miniTicker@arr and the like */
       return 0;
     }

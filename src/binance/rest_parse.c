@@ -362,8 +362,12 @@ static int rp_value(struct rest_parse_impl *im, uint8_t vk, const char *s,
       return 1;
     case RK_MSG:
       if (vk == V_STR) {
-        size_t n =
-            len < sizeof im->rp->api_msg - 1 ? len : sizeof im->rp->api_msg - 1;
+        size_t n = len;
+        if (n >= sizeof im->rp->api_msg) {
+          n = sizeof im->rp->api_msg - 1; /* cut on a UTF-8 boundary */
+          while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+        }
         memcpy(im->rp->api_msg, s, n);
         im->rp->api_msg[n] = '\0';
       } else {

@@ -492,6 +492,7 @@ static void unknown_shapes(void **state) {
   EXPECT_FAIL("{\"stream\":1,\"data\":{}}", PARSE_BAD_TYPE);
   EXPECT_FAIL("{\"stream\":\"\",\"data\":{}}", PARSE_BAD_TYPE);
   EXPECT_FAIL("{\"stream\":\"x@depth\",\"data\":5}", PARSE_BAD_TYPE);
+  EXPECT_FAIL("{\"stream\":\"x@depth\",\"data\":[]}", PARSE_BAD_TYPE);
   EXPECT_FAIL("{\"e\":5,\"E\":1}", PARSE_BAD_TYPE);
   {
     char frame[300];

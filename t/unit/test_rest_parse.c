@@ -566,6 +566,17 @@ static void error_bodies(void **state) {
                              "limit is 6000\",\"code\":-1003}")),
       BL_EPROTO);
   assert_int_equal(R.api_code, -1003);
+  /* a long message is cut on a character boundary */
+  {
+    char big[700];
+    int n = snprintf(big, sizeof big, "{\"code\":-1,\"msg\":\"");
+    memset(big + n, 'x', 254);
+    n += 254;
+    n += snprintf(big + n, sizeof big - (size_t)n, "\xc3\xa9tail\"}");
+    assert_int_equal(rest_parse_body(&R, REST_ERROR_ONLY, NULL, big, (size_t)n),
+                     BL_EPROTO);
+    assert_int_equal(strlen(R.api_msg), 254);
+  }
   /* not an error body */
   assert_int_equal(
       rest_parse_body(&R, REST_ERROR_ONLY, NULL, "{\"code\":\"x\"}", 12),
