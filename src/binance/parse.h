@@ -21,12 +21,21 @@
  * other Binance streams (bookTicker, partial depth, trade, miniTicker, ...,
  * or a combined frame whose data is an array) are EV_IGNORED.
  *
+ * A combined stream name that promises one of the four typed events
+ * (<s>@aggTrade, <s>@kline_<i>[@+08:00], <s>@ticker, <s>@depth[@100ms]) must
+ * carry a payload whose "e" matches it: a missing "e" is missing_field, a
+ * different one bad_type. A raw object without "e" that is not a bookTicker
+ * or partial-depth shape, and an unknown "e", are unknown_event.
+ *
  * Rules: unknown keys are skipped at any depth; a key the parser reads that
  * appears twice in one object is an error (bad_json), keys it skips are not
  * checked for duplicates; decimals must be JSON strings passing dec_valid;
  * ids and times must be JSON integers within int64 (a fraction, exponent or
- * out-of-range number is bad_type); strings must be valid UTF-8; the frame
- * must be exactly one JSON object.
+ * out-of-range number is bad_type); strings must be valid UTF-8 (yajl checks
+ * the byte structure everywhere; symbols, stream names and error messages
+ * are also checked for overlong forms and surrogates); the frame must be
+ * exactly one JSON object; nesting beyond max_depth is too_big (yajl itself
+ * has no depth limit).
  */
 #ifndef BL_BINANCE_PARSE_H
 #define BL_BINANCE_PARSE_H
