@@ -94,6 +94,7 @@ struct ev_depth {
 
 struct ev_control {
   int64_t id;
+  int has_id;    /* 0 when "id" was null or a string (we send integers) */
   int is_error;  /* 1 for {"error":{"code","msg"}} */
   int code;
   char msg[256];
