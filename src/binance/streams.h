@@ -1,0 +1,136 @@
+/*
+ * streams.h: the WebSocket stream manager.
+ *
+ * It keeps the combined-stream connections that carry the active symbols'
+ * streams (binance/stream_plan packs them, at most max_streams_per_conn
+ * each), parses every frame once (binance/parse) and hands each new event
+ * to the owner; duplicates from an overlap or a repeated frame are dropped
+ * first. It keeps subscriptions in step with the symbol set through
+ * SUBSCRIBE/UNSUBSCRIBE, one batched request per change and connection,
+ * at least 250 ms apart (the ws pacer keeps every connection under five
+ * frames a second, pongs included). A connection that drops reconnects
+ * with exponential back-off and jitter (never giving up unless
+ * max_reconnect_attempts says so). Before its 24 h limit, and at once on
+ * serverShutdown, a connection is replaced: the new one opens first, both
+ * run for overlap_ms, then the old one closes, so nothing is lost.
+ */
+#ifndef BL_BINANCE_STREAMS_H
+#define BL_BINANCE_STREAMS_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "binance/events.h"
+#include "binance/parse.h"
+#include "binance/stream_plan.h"
+#include "net/ws.h"
+
+#define STREAMS_MAX_CONNS 256
+#define STREAMS_MAX_PENDING 64 /* queued control requests per connection */
+
+struct streams;
+struct stream_conn;
+
+enum stream_conn_state {
+  SCONN_IDLE = 0,
+  SCONN_CONNECTING,
+  SCONN_OPEN,
+  SCONN_BACKOFF,  /* waiting to reconnect */
+  SCONN_RETIRING, /* replaced; runs until the overlap ends */
+  SCONN_FAILED,   /* gave up (max_reconnect_attempts) */
+  SCONN_CLOSING
+};
+
+struct streams_config {
+  const char *ws_url;  /* binance.ws_url */
+  struct tls_ctx *tls; /* for wss:// */
+  struct plan_types types;
+  int max_streams_per_conn;
+  uint64_t ping_interval_ms;   /* quiet time before a client ping */
+  uint64_t read_timeout_ms;    /* nothing received: dead; 0: 60 s */
+  uint64_t reconnect_delay_ms; /* first back-off */
+  uint64_t reconnect_max_ms;   /* 0: 60 s */
+  int max_reconnect_attempts;  /* 0: never give up */
+  uint64_t rollover_ms;        /* replace a connection after; 0: 23 h */
+  uint64_t overlap_ms;         /* both run this long; 0: 5 s */
+  size_t max_message;          /* 0: ws default */
+  size_t max_frame;            /* parse limit; 0: parse default */
+};
+
+struct streams_callbacks {
+  /* A new event (kline, ticker, depth, trade), parsed and deduplicated. */
+  void (*on_event)(struct streams *s, const struct ev *ev);
+  /* A connection came up (up = 1) or went down (up = 0, |status| says
+   * why). |symbols| are the symbols it carries. A retiring connection's
+   * end is not reported (its replacement carries the symbols). */
+  void (*on_conn_change)(struct streams *s, struct stream_conn *c, int up,
+                         int status, const char *const *symbols, int n_symbols);
+};
+
+struct stream_conn {
+  struct streams *owner;
+  int id;
+  enum stream_conn_state state;
+  struct ws ws;
+  int ws_active; /* ws_init'ed and not yet released by ws_close's cb */
+  char **symbols;
+  int n_symbols, cap_symbols;
+  uv_timer_t timer;     /* reconnect back-off, rollover, overlap end */
+  uv_timer_t req_timer; /* control request pacing */
+  int handles_open;
+  int attempts;
+  char *pending[STREAMS_MAX_PENDING];
+  int n_pending;
+  uint64_t last_request_ms;
+  struct stream_conn *replacement; /* set on the old connection */
+  struct stream_conn *replaces;    /* set on the new connection */
+  /* observability */
+  uint64_t frames, reconnects, opened_at_ms, last_frame_ms;
+  int last_status;
+  int destroying;
+};
+
+struct streams_stats {
+  uint64_t frames, events, ignored, duplicates, parse_errors, binary_frames;
+  uint64_t reconnects, rollovers, server_shutdowns, control_errors;
+};
+
+struct streams {
+  void *data;
+  uv_loop_t *loop;
+  struct streams_config cfg;
+  struct streams_callbacks cb;
+  char ws_url[512];
+  struct parse parser;
+  struct plan_dedupe dedupe;
+  struct stream_conn *conns[STREAMS_MAX_CONNS];
+  int n_conns;
+  int next_conn_id;
+  int64_t next_request_id;
+  int closing;
+  void (*close_cb)(struct streams *s);
+  struct streams_stats stats;
+};
+
+/* Returns 0, BL_EINVAL or BL_ENOMEM. Nothing connects until
+ * streams_set_symbols(). */
+int streams_init(uv_loop_t *loop, struct streams *s,
+                 const struct streams_config *cfg,
+                 const struct streams_callbacks *cb);
+
+/* Makes the collected symbols exactly |symbols| (upper case). New symbols
+ * go onto connections with room (SUBSCRIBE) or new connections; symbols
+ * no longer wanted are unsubscribed; empty connections close. */
+int streams_set_symbols(struct streams *s, const char *const *symbols, int n);
+
+/* Closes every connection (close 1000) and calls |cb| when everything is
+ * released. */
+void streams_close(struct streams *s, void (*cb)(struct streams *s));
+
+/* For health: 1 when every connection is open and received a frame in the
+ * last |fresh_ms|. */
+int streams_healthy(const struct streams *s, uint64_t fresh_ms);
+
+const char *stream_conn_state_name(enum stream_conn_state st);
+
+#endif

@@ -1,0 +1,804 @@
+/*
+ * store.c: per-table row batches written with one array statement each
+ * (see store.h).
+ *
+ * State per table: packed waiting rows and their offsets, batches that pg
+ * refused for lack of room, counters. A row is packed as a sequence of
+ * fields (tag byte, then 8 bytes for an integer, 1 for a boolean, or a
+ * 4-byte length and the bytes for text), which keeps a queued kline near
+ * 200 bytes instead of the 700 of its event struct. A batch owns a copy of
+ * its rows, so it can be split and re-sent after a data error, and the
+ * column array literals its op points to.
+ */
+#include "sink/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/strmap.h"
+#include "sink/pgarray.h"
+
+#define STORE_MAX_COLS 18
+#define STORE_ROWS_MAX ((size_t)256 << 20)
+#define STORE_ARRAY_MAX ((size_t)256 << 20)
+
+enum field_tag { F_NULL = 0, F_TEXT = 1, F_I64 = 2, F_BOOL = 3 };
+
+/* A decoded field; text points into the packed row. */
+struct field {
+  int tag;
+  const char *text;
+  size_t len;
+  int64_t i64;
+  int b;
+};
+
+#define TS(col) "timestamptz 'epoch' + " col " * interval '1 millisecond'"
+
+static const struct table_def {
+  const char *name;
+  const char *stmt;
+  int ncols;
+  const char *sql;
+} tables[STORE_NTABLES] = {
+    [STORE_KLINES] =
+        {"klines", "bl_store_klines", 17,
+         "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], "
+         "$3::int8[], $4::int8[], $5::numeric[], $6::numeric[], "
+         "$7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], "
+         "$11::int8[], $12::numeric[], $13::numeric[], $14::int8[], "
+         "$15::int8[], $16::bool[], $17::text[]) AS t(symbol, iv, ot, ct, "
+         "o, h, l, c, v, qv, n, tbv, tbqv, f, lt, x, src)), "
+         "ins AS (INSERT INTO klines AS k (symbol, interval, open_time, "
+         "close_time, open_price, high_price, low_price, close_price, "
+         "volume, quote_volume, trades_count, taker_buy_volume, "
+         "taker_buy_quote_volume, first_trade_id, last_trade_id, is_closed, "
+         "source) SELECT symbol, iv, " TS("ot") ", " TS(
+             "ct") ", o, h, l, c, "
+                   "v, qv, n, tbv, tbqv, f, lt, x, src FROM r "
+                   "ON CONFLICT (symbol, interval, open_time) DO UPDATE SET "
+                   "close_time = EXCLUDED.close_time, open_price = "
+                   "EXCLUDED.open_price, "
+                   "high_price = EXCLUDED.high_price, low_price = "
+                   "EXCLUDED.low_price, "
+                   "close_price = EXCLUDED.close_price, volume = "
+                   "EXCLUDED.volume, "
+                   "quote_volume = EXCLUDED.quote_volume, "
+                   "trades_count = EXCLUDED.trades_count, "
+                   "taker_buy_volume = EXCLUDED.taker_buy_volume, "
+                   "taker_buy_quote_volume = EXCLUDED.taker_buy_quote_volume, "
+                   "first_trade_id = COALESCE(EXCLUDED.first_trade_id, "
+                   "k.first_trade_id), "
+                   "last_trade_id = COALESCE(EXCLUDED.last_trade_id, "
+                   "k.last_trade_id), "
+                   "is_closed = EXCLUDED.is_closed, source = EXCLUDED.source "
+                   "WHERE NOT k.is_closed "
+                   "RETURNING symbol, interval, open_time, is_closed) "
+                   "INSERT INTO sync_status AS s (symbol, data_type, interval, "
+                   "last_data_time, status, updated_at) "
+                   "SELECT symbol, 'kline', interval, max(open_time), 'ok', "
+                   "now() "
+                   "FROM ins WHERE is_closed GROUP BY symbol, interval "
+                   "ON CONFLICT (symbol, data_type, interval) DO UPDATE SET "
+                   "last_data_time = GREATEST(s.last_data_time, "
+                   "EXCLUDED.last_data_time), updated_at = now()"},
+    [STORE_TICKERS] =
+        {"tickers", "bl_store_tickers", 18,
+         "WITH r AS (SELECT * FROM unnest($1::text[], $2::int8[], "
+         "$3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[], "
+         "$7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], "
+         "$11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], "
+         "$15::numeric[], $16::int8[], $17::int8[], $18::int8[]) "
+         "AS t(symbol, ts, c, p, pp, w, o, h, l, v, q, b, bq, a, aq, n, "
+         "f, lt)), "
+         "ins AS (INSERT INTO tickers (symbol, timestamp, price, "
+         "price_change_24h, price_change_percent_24h, weighted_avg_price, "
+         "open_price_24h, high_24h, low_24h, volume_24h, quote_volume_24h, "
+         "bid_price, bid_qty, ask_price, ask_qty, trades_count_24h, "
+         "first_trade_id, last_trade_id) SELECT symbol, " TS(
+             "ts") ", c, p, "
+                   "pp, w, o, h, l, v, q, b, bq, a, aq, n, f, lt FROM r "
+                   "ON CONFLICT (symbol, timestamp) DO NOTHING "
+                   "RETURNING symbol, timestamp) "
+                   "INSERT INTO sync_status AS s (symbol, data_type, interval, "
+                   "last_data_time, status, updated_at) "
+                   "SELECT symbol, 'ticker', '', max(timestamp), 'ok', now() "
+                   "FROM ins GROUP BY symbol "
+                   "ON CONFLICT (symbol, data_type, interval) DO UPDATE SET "
+                   "last_data_time = GREATEST(s.last_data_time, "
+                   "EXCLUDED.last_data_time), updated_at = now()"},
+    [STORE_TRADES] =
+        {"trades", "bl_store_trades", 9,
+         "WITH r AS (SELECT * FROM unnest($1::text[], $2::int8[], "
+         "$3::numeric[], $4::numeric[], $5::int8[], $6::int8[], $7::int8[], "
+         "$8::bool[], $9::text[]) AS t(symbol, a, p, q, f, lt, tt, m, "
+         "src)), "
+         "ins AS (INSERT INTO trades (symbol, agg_trade_id, price, "
+         "quantity, first_trade_id, last_trade_id, trade_time, "
+         "is_buyer_maker, source) SELECT symbol, a, p, q, f, lt, " TS(
+             "tt") ", m, src FROM r "
+                   "ON CONFLICT (symbol, agg_trade_id, trade_time) DO NOTHING "
+                   "RETURNING symbol, trade_time) "
+                   "INSERT INTO sync_status AS s (symbol, data_type, interval, "
+                   "last_data_time, status, updated_at) "
+                   "SELECT symbol, 'trade', '', max(trade_time), 'ok', now() "
+                   "FROM ins GROUP BY symbol "
+                   "ON CONFLICT (symbol, data_type, interval) DO UPDATE SET "
+                   "last_data_time = GREATEST(s.last_data_time, "
+                   "EXCLUDED.last_data_time), updated_at = now()"},
+    [STORE_DEPTH] =
+        {"depth_snapshots", "bl_store_depth", 5,
+         "WITH r AS (SELECT * FROM unnest($1::text[], $2::int8[], "
+         "$3::int8[], $4::text[], $5::text[]) AS t(symbol, ts, lu, b, a)), "
+         "ins AS (INSERT INTO depth_snapshots (symbol, timestamp, "
+         "last_update_id, bids, asks) SELECT symbol, " TS(
+             "ts") ", lu, "
+                   "b::jsonb, a::jsonb FROM r "
+                   "ON CONFLICT (symbol, timestamp) DO NOTHING "
+                   "RETURNING symbol, timestamp) "
+                   "INSERT INTO sync_status AS s (symbol, data_type, interval, "
+                   "last_data_time, status, updated_at) "
+                   "SELECT symbol, 'depth', '', max(timestamp), 'ok', now() "
+                   "FROM ins GROUP BY symbol "
+                   "ON CONFLICT (symbol, data_type, interval) DO UPDATE SET "
+                   "last_data_time = GREATEST(s.last_data_time, "
+                   "EXCLUDED.last_data_time), updated_at = now()"},
+};
+
+struct store_batch {
+  struct store *st;
+  enum store_table table;
+  struct pg_op op;
+  struct buf rows;    /* packed rows, a copy */
+  struct buf offsets; /* uint32_t per row */
+  int n_rows;
+  struct buf cols[STORE_MAX_COLS];
+  const char *values[STORE_MAX_COLS];
+  struct store_batch *next; /* in a table's ready list */
+};
+
+const char *store_table_name(enum store_table t) {
+  return t < STORE_NTABLES ? tables[t].name : "?";
+}
+
+/* --- packing ----------------------------------------------------------- */
+
+struct packer {
+  struct buf *b;
+  int rv;
+};
+
+static void put_text(struct packer *p, const char *s) {
+  uint32_t len = (uint32_t)strlen(s);
+  char tag = F_TEXT;
+  if (p->rv)
+    return;
+  p->rv = buf_append(p->b, &tag, 1);
+  if (!p->rv)
+    p->rv = buf_append(p->b, &len, sizeof len);
+  if (!p->rv)
+    p->rv = buf_append(p->b, s, len);
+}
+
+static void put_i64(struct packer *p, int64_t v) {
+  char tag = F_I64;
+  if (p->rv)
+    return;
+  p->rv = buf_append(p->b, &tag, 1);
+  if (!p->rv)
+    p->rv = buf_append(p->b, &v, sizeof v);
+}
+
+static void put_bool(struct packer *p, int v) {
+  char rec[2] = {F_BOOL, (char)(v ? 1 : 0)};
+  if (!p->rv)
+    p->rv = buf_append(p->b, rec, 2);
+}
+
+static void put_null(struct packer *p) {
+  char tag = F_NULL;
+  if (!p->rv)
+    p->rv = buf_append(p->b, &tag, 1);
+}
+
+static const char *get_field(const char *at, struct field *f) {
+  f->tag = (unsigned char)*at++;
+  switch (f->tag) {
+  case F_TEXT: {
+    uint32_t len;
+    memcpy(&len, at, sizeof len);
+    f->len = len;
+    f->text = at + sizeof len;
+    return f->text + len;
+  }
+  case F_I64:
+    memcpy(&f->i64, at, sizeof f->i64);
+    return at + sizeof f->i64;
+  case F_BOOL:
+    f->b = *at;
+    return at + 1;
+  default:
+    return at;
+  }
+}
+
+static uint32_t row_offset(const struct buf *offsets, int i) {
+  uint32_t off;
+  memcpy(&off, offsets->data + (size_t)i * sizeof off, sizeof off);
+  return off;
+}
+
+/* Starts a row in table |t|; the caller then packs its fields and calls
+ * end_row(). Refuses when the table holds max_rows. */
+static int begin_row(struct store *st, struct store_table_q *q,
+                     struct packer *p) {
+  uint32_t off;
+  if (st->closing)
+    return BL_ESTATE;
+  if (q->n_held >= st->opts.max_rows) {
+    q->rows_refused++;
+    return BL_EFULL;
+  }
+  off = (uint32_t)q->rows.len;
+  p->b = &q->rows;
+  p->rv = buf_append(&q->offsets, &off, sizeof off);
+  return p->rv;
+}
+
+static void flush_table(struct store *st, struct store_table_q *q);
+
+static int end_row(struct store *st, struct store_table_q *q, struct packer *p,
+                   size_t start) {
+  if (p->rv) {
+    /* Undo the partial row. */
+    q->rows.len = start;
+    q->offsets.len -= sizeof(uint32_t);
+    return p->rv;
+  }
+  if (!q->n_rows)
+    q->first_row_ms = uv_now(st->loop);
+  q->n_rows++;
+  q->n_held++;
+  q->rows_in++;
+  if (q->n_rows >= st->opts.batch_size)
+    flush_table(st, q);
+  return 0;
+}
+
+/* --- batches ----------------------------------------------------------- */
+
+static void batch_free(struct store_batch *b) {
+  buf_free(&b->rows);
+  buf_free(&b->offsets);
+  for (int i = 0; i < STORE_MAX_COLS; i++)
+    buf_free(&b->cols[i]);
+  free(b);
+}
+
+static struct store_batch *batch_new(struct store *st, enum store_table t) {
+  struct store_batch *b = calloc(1, sizeof *b);
+  if (!b)
+    return NULL;
+  b->st = st;
+  b->table = t;
+  buf_init(&b->rows, STORE_ROWS_MAX);
+  buf_init(&b->offsets, STORE_ROWS_MAX);
+  for (int i = 0; i < STORE_MAX_COLS; i++)
+    buf_init(&b->cols[i], STORE_ARRAY_MAX);
+  return b;
+}
+
+/* Copies rows [from, to) of a packed set into |b|. */
+static int batch_take_rows(struct store_batch *b, const struct buf *rows,
+                           const struct buf *offsets, int n_total, int from,
+                           int to) {
+  for (int i = from; i < to; i++) {
+    uint32_t start = row_offset(offsets, i);
+    uint32_t end =
+        i + 1 < n_total ? row_offset(offsets, i + 1) : (uint32_t)rows->len;
+    uint32_t off = (uint32_t)b->rows.len;
+    int rv = buf_append(&b->offsets, &off, sizeof off);
+    if (!rv)
+      rv = buf_append(&b->rows, rows->data + start, end - start);
+    if (rv)
+      return rv;
+    b->n_rows++;
+  }
+  return 0;
+}
+
+/* The kline key of a packed row: symbol, interval and open time. */
+static void kline_key(const struct field *f, char *key, size_t cap) {
+  snprintf(key, cap, "%.*s|%.*s|%lld", (int)f[0].len, f[0].text, (int)f[1].len,
+           f[1].text, (long long)f[2].i64);
+}
+
+static const char *decode_row(const struct store_batch *b, int i, int ncols,
+                              struct field *f) {
+  const char *at = b->rows.data + row_offset(&b->offsets, i);
+  for (int c = 0; c < ncols; c++)
+    at = get_field(at, &f[c]);
+  return at;
+}
+
+/* Klines are upserted, and one statement may not touch a row twice, so a
+ * key repeated inside a batch keeps one row: a closed one over an open
+ * one, else the newest. Marks the rows to keep in |keep|. */
+static int choose_klines(const struct store_batch *b, char *keep) {
+  struct strmap chosen; /* key -> (index + 1) */
+  struct field f[STORE_MAX_COLS];
+  char key[160];
+  int rv = 0;
+  strmap_init(&chosen, (size_t)b->n_rows + 1);
+  for (int i = b->n_rows - 1; i >= 0 && !rv; i--) {
+    uintptr_t prev;
+    decode_row(b, i, tables[STORE_KLINES].ncols, f);
+    kline_key(f, key, sizeof key);
+    prev = (uintptr_t)strmap_get(&chosen, key);
+    if (!prev) {
+      keep[i] = 1;
+      rv = strmap_put(&chosen, key, (void *)(uintptr_t)(i + 1));
+    } else {
+      struct field g[STORE_MAX_COLS];
+      decode_row(b, (int)prev - 1, tables[STORE_KLINES].ncols, g);
+      /* Column 15 is is_closed. */
+      if (f[15].b && !g[15].b) {
+        keep[prev - 1] = 0;
+        keep[i] = 1;
+        rv = strmap_put(&chosen, key, (void *)(uintptr_t)(i + 1));
+      }
+    }
+  }
+  strmap_free(&chosen);
+  return rv;
+}
+
+/* Builds the column array literals of a batch. */
+static int batch_build(struct store_batch *b) {
+  const struct table_def *def = &tables[b->table];
+  char *keep = NULL;
+  int rv = 0;
+  if (b->table == STORE_KLINES) {
+    keep = calloc((size_t)b->n_rows + 1, 1);
+    if (!keep)
+      return BL_ENOMEM;
+    rv = choose_klines(b, keep);
+  }
+  for (int c = 0; c < def->ncols && !rv; c++)
+    rv = pgarray_begin(&b->cols[c]);
+  for (int i = 0; i < b->n_rows && !rv; i++) {
+    struct field f[STORE_MAX_COLS];
+    if (keep && !keep[i])
+      continue;
+    decode_row(b, i, def->ncols, f);
+    for (int c = 0; c < def->ncols && !rv; c++) {
+      switch (f[c].tag) {
+      case F_TEXT:
+        rv = pgarray_add_strn(&b->cols[c], f[c].text, f[c].len);
+        break;
+      case F_I64:
+        rv = pgarray_add_i64(&b->cols[c], f[c].i64);
+        break;
+      case F_BOOL:
+        rv = pgarray_add_bool(&b->cols[c], f[c].b);
+        break;
+      default:
+        rv = pgarray_add_null(&b->cols[c]);
+      }
+    }
+  }
+  for (int c = 0; c < def->ncols && !rv; c++) {
+    rv = pgarray_end(&b->cols[c]);
+    b->values[c] = b->cols[c].data;
+  }
+  free(keep);
+  return rv;
+}
+
+static void batch_done(struct pg_op *op, int status, PGresult *res,
+                       const char *err);
+
+static void batch_submit(struct store *st, struct store_batch *b) {
+  struct store_table_q *q = &st->q[b->table];
+  int rv;
+  memset(&b->op, 0, sizeof b->op);
+  b->op.stmt = tables[b->table].stmt;
+  b->op.nparams = tables[b->table].ncols;
+  b->op.values = b->values;
+  b->op.cb = batch_done;
+  b->op.data = b;
+  rv = pg_submit(st->pg, &b->op);
+  if (rv == BL_EFULL || rv == BL_ETOOBIG) {
+    /* Held until pg drains; a batch too big alone waits the same way and
+     * is split by the drain handler. */
+    b->next = q->ready;
+    q->ready = b;
+    return;
+  }
+  if (rv) {
+    log_error("store", "%s: cannot submit a batch: %s", tables[b->table].name,
+              bl_strerror(rv));
+    b->next = q->ready;
+    q->ready = b;
+    return;
+  }
+  st->in_flight++;
+  q->batches++;
+}
+
+static void maybe_closed(struct store *st);
+
+/* Splits a rejected batch in two and sends both halves, or, for a single
+ * row, reports and drops it. */
+static void batch_split(struct store *st, struct store_batch *b,
+                        const char *err) {
+  struct store_table_q *q = &st->q[b->table];
+  int half = b->n_rows / 2;
+  struct store_batch *l, *r;
+  if (b->n_rows <= 1) {
+    q->bad_rows++;
+    q->n_held -= b->n_rows;
+    log_error("store", "%s: a row was refused and dropped (SQLSTATE %s): %s",
+              tables[b->table].name, b->op.sqlstate, err ? err : "");
+    batch_free(b);
+    return;
+  }
+  l = batch_new(st, b->table);
+  r = batch_new(st, b->table);
+  if (!l || !r ||
+      batch_take_rows(l, &b->rows, &b->offsets, b->n_rows, 0, half) ||
+      batch_take_rows(r, &b->rows, &b->offsets, b->n_rows, half, b->n_rows) ||
+      batch_build(l) || batch_build(r)) {
+    log_error("store",
+              "%s: out of memory splitting a refused batch; %d "
+              "rows dropped",
+              tables[b->table].name, b->n_rows);
+    q->bad_rows += (uint64_t)b->n_rows;
+    q->n_held -= b->n_rows;
+    if (l)
+      batch_free(l);
+    if (r)
+      batch_free(r);
+    batch_free(b);
+    return;
+  }
+  batch_free(b);
+  batch_submit(st, l);
+  batch_submit(st, r);
+}
+
+static int is_data_error(const char *sqlstate) {
+  return sqlstate[0] == '2' && (sqlstate[1] == '2' || sqlstate[1] == '3');
+}
+
+static void batch_done(struct pg_op *op, int status, PGresult *res,
+                       const char *err) {
+  struct store_batch *b = op->data;
+  struct store *st = b->st;
+  struct store_table_q *q = &st->q[b->table];
+  (void)res;
+  st->in_flight--;
+  metrics_histogram_observe(&st->latency, (double)op->latency_us / 1e6);
+  if (status == 0) {
+    q->rows_written += (uint64_t)b->n_rows;
+    q->n_held -= b->n_rows;
+    batch_free(b);
+  } else if (status == BL_EPG && is_data_error(op->sqlstate)) {
+    batch_split(st, b, err);
+  } else if (status == BL_EPG && !st->closing) {
+    /* Not the data's fault (a missing table before migrations, a
+     * permission): keep the batch and try again on the next tick. */
+    log_limited(BL_LOG_ERROR, "store",
+                "%s: batch of %d rows failed "
+                "(SQLSTATE %s): %s; will retry",
+                tables[b->table].name, b->n_rows, op->sqlstate, err ? err : "");
+    b->next = q->ready;
+    q->ready = b;
+    st->hold_until_ms = uv_now(st->loop) + 1000;
+  } else {
+    log_error("store", "%s: %d rows not written at shutdown: %s",
+              tables[b->table].name, b->n_rows, bl_strerror(status));
+    q->n_held -= b->n_rows;
+    batch_free(b);
+  }
+  maybe_closed(st);
+}
+
+/* Moves up to batch_size waiting rows into a batch and submits it. */
+static void flush_table(struct store *st, struct store_table_q *q) {
+  while (q->n_rows) {
+    int take =
+        q->n_rows < st->opts.batch_size ? q->n_rows : st->opts.batch_size;
+    struct store_batch *b = batch_new(st, q->table);
+    size_t cut;
+    if (!b || batch_take_rows(b, &q->rows, &q->offsets, q->n_rows, 0, take) ||
+        batch_build(b)) {
+      log_error("store", "%s: out of memory building a batch",
+                tables[q->table].name);
+      if (b)
+        batch_free(b);
+      return;
+    }
+    /* Drop the taken rows from the waiting set and shift the offsets. */
+    cut = take < q->n_rows ? row_offset(&q->offsets, take) : q->rows.len;
+    buf_consume(&q->rows, cut);
+    buf_consume(&q->offsets, (size_t)take * sizeof(uint32_t));
+    for (int i = 0; i < q->n_rows - take; i++) {
+      uint32_t off = row_offset(&q->offsets, i) - (uint32_t)cut;
+      memcpy(q->offsets.data + (size_t)i * sizeof off, &off, sizeof off);
+    }
+    q->n_rows -= take;
+    q->first_row_ms = uv_now(st->loop);
+    batch_submit(st, b);
+  }
+}
+
+/* Resubmits batches held back by BL_EFULL or a retryable failure. */
+static void resubmit_ready(struct store *st) {
+  if (!st->closing && uv_now(st->loop) < st->hold_until_ms)
+    return;
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    struct store_table_q *q = &st->q[t];
+    struct store_batch *list = q->ready;
+    q->ready = NULL;
+    /* The list is newest-first; resend oldest-first. */
+    struct store_batch *rev = NULL;
+    while (list) {
+      struct store_batch *n = list->next;
+      list->next = rev;
+      rev = list;
+      list = n;
+    }
+    while (rev) {
+      struct store_batch *n = rev->next;
+      rev->next = NULL;
+      batch_submit(st, rev);
+      rev = n;
+    }
+  }
+}
+
+static void tick(uv_timer_t *t) {
+  struct store *st = t->data;
+  uint64_t now = uv_now(st->loop);
+  resubmit_ready(st);
+  for (int i = 0; i < STORE_NTABLES; i++) {
+    struct store_table_q *q = &st->q[i];
+    if (q->n_rows &&
+        now - q->first_row_ms >= (uint64_t)st->opts.flush_interval_ms)
+      flush_table(st, q);
+  }
+}
+
+/* --- public ------------------------------------------------------------ */
+
+int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
+               const struct store_opts *opts) {
+  static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                  0.025,  0.05,  0.1,    0.25,  0.5,
+                                  1,      2.5,   5,      10};
+  int rv;
+  memset(st, 0, sizeof *st);
+  st->loop = loop;
+  st->pg = pg;
+  if (opts)
+    st->opts = *opts;
+  if (st->opts.batch_size <= 0)
+    st->opts.batch_size = 1000;
+  if (st->opts.flush_interval_ms <= 0)
+    st->opts.flush_interval_ms = 200;
+  if (st->opts.max_rows <= 0)
+    st->opts.max_rows = 20 * st->opts.batch_size;
+  metrics_histogram_init(&st->latency, bounds,
+                         (int)(sizeof bounds / sizeof bounds[0]));
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    st->q[t].table = (enum store_table)t;
+    buf_init(&st->q[t].rows, STORE_ROWS_MAX);
+    buf_init(&st->q[t].offsets, STORE_ROWS_MAX);
+    rv = pg_prepare(pg, &st->stmts[t], tables[t].stmt, tables[t].sql,
+                    tables[t].ncols, NULL);
+    if (rv)
+      return rv;
+  }
+  rv = uv_timer_init(loop, &st->timer);
+  if (rv)
+    return rv;
+  st->timer.data = st;
+  st->timer_open = 1;
+  /* One tick drives age-based flushes and resubmission of held batches. */
+  {
+    uint64_t every = (uint64_t)st->opts.flush_interval_ms / 4;
+    uv_timer_start(&st->timer, tick, every ? every : 1, every ? every : 1);
+  }
+  return 0;
+}
+
+static const char *src(int source_rest) {
+  return source_rest ? "rest" : "ws";
+}
+
+int store_kline(struct store *st, const struct ev_kline *k, int source_rest,
+                int has_trade_ids) {
+  struct store_table_q *q = &st->q[STORE_KLINES];
+  size_t start = q->rows.len;
+  struct packer p;
+  int rv = begin_row(st, q, &p);
+  if (rv)
+    return rv;
+  put_text(&p, k->symbol);
+  put_text(&p, k->interval);
+  put_i64(&p, k->open_time);
+  put_i64(&p, k->close_time);
+  put_text(&p, k->open);
+  put_text(&p, k->high);
+  put_text(&p, k->low);
+  put_text(&p, k->close);
+  put_text(&p, k->volume);
+  put_text(&p, k->quote_volume);
+  put_i64(&p, k->trades_count);
+  put_text(&p, k->taker_buy_volume);
+  put_text(&p, k->taker_buy_quote_volume);
+  if (has_trade_ids) {
+    put_i64(&p, k->first_trade_id);
+    put_i64(&p, k->last_trade_id);
+  } else {
+    put_null(&p);
+    put_null(&p);
+  }
+  put_bool(&p, k->is_closed);
+  put_text(&p, src(source_rest));
+  return end_row(st, q, &p, start);
+}
+
+int store_ticker(struct store *st, const struct ev_ticker *t) {
+  struct store_table_q *q = &st->q[STORE_TICKERS];
+  size_t start = q->rows.len;
+  struct packer p;
+  int rv = begin_row(st, q, &p);
+  if (rv)
+    return rv;
+  put_text(&p, t->symbol);
+  put_i64(&p, t->event_time);
+  put_text(&p, t->price);
+  put_text(&p, t->price_change);
+  put_text(&p, t->price_change_percent);
+  put_text(&p, t->weighted_avg_price);
+  put_text(&p, t->open_price);
+  put_text(&p, t->high);
+  put_text(&p, t->low);
+  put_text(&p, t->volume);
+  put_text(&p, t->quote_volume);
+  put_text(&p, t->bid_price);
+  put_text(&p, t->bid_qty);
+  put_text(&p, t->ask_price);
+  put_text(&p, t->ask_qty);
+  put_i64(&p, t->trades_count);
+  put_i64(&p, t->first_trade_id);
+  put_i64(&p, t->last_trade_id);
+  return end_row(st, q, &p, start);
+}
+
+int store_trade(struct store *st, const struct ev_trade *t, int source_rest) {
+  struct store_table_q *q = &st->q[STORE_TRADES];
+  size_t start = q->rows.len;
+  struct packer p;
+  int rv = begin_row(st, q, &p);
+  if (rv)
+    return rv;
+  put_text(&p, t->symbol);
+  put_i64(&p, t->agg_trade_id);
+  put_text(&p, t->price);
+  put_text(&p, t->quantity);
+  put_i64(&p, t->first_trade_id);
+  put_i64(&p, t->last_trade_id);
+  put_i64(&p, t->trade_time);
+  put_bool(&p, t->is_buyer_maker);
+  put_text(&p, src(source_rest));
+  return end_row(st, q, &p, start);
+}
+
+int store_depth(struct store *st, const char *symbol, int64_t time_ms,
+                int64_t last_update_id, const char *bids_json,
+                const char *asks_json) {
+  struct store_table_q *q = &st->q[STORE_DEPTH];
+  size_t start = q->rows.len;
+  struct packer p;
+  int rv = begin_row(st, q, &p);
+  if (rv)
+    return rv;
+  put_text(&p, symbol);
+  put_i64(&p, time_ms);
+  put_i64(&p, last_update_id);
+  put_text(&p, bids_json);
+  put_text(&p, asks_json);
+  return end_row(st, q, &p, start);
+}
+
+void store_flush(struct store *st) {
+  resubmit_ready(st);
+  for (int t = 0; t < STORE_NTABLES; t++)
+    flush_table(st, &st->q[t]);
+}
+
+int store_pending(const struct store *st) {
+  int n = 0;
+  for (int t = 0; t < STORE_NTABLES; t++)
+    n += st->q[t].n_held;
+  return n;
+}
+
+void store_collect(struct buf *out, void *arg) {
+  struct store *st = arg;
+  char lab[64];
+  metrics_family(out, "binance_live_rows_written_total", "counter",
+                 "Rows committed to PostgreSQL, by table.");
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    snprintf(lab, sizeof lab, "table=\"%s\"", tables[t].name);
+    metrics_sample_u64(out, "binance_live_rows_written_total", lab,
+                       st->q[t].rows_written);
+  }
+  metrics_family(out, "binance_live_rows_rejected_total", "counter",
+                 "Rows PostgreSQL refused for their data, by table.");
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    snprintf(lab, sizeof lab, "table=\"%s\"", tables[t].name);
+    metrics_sample_u64(out, "binance_live_rows_rejected_total", lab,
+                       st->q[t].bad_rows);
+  }
+  metrics_family(out, "binance_live_rows_refused_total", "counter",
+                 "Rows the store could not queue because its queue was "
+                 "full, by table.");
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    snprintf(lab, sizeof lab, "table=\"%s\"", tables[t].name);
+    metrics_sample_u64(out, "binance_live_rows_refused_total", lab,
+                       st->q[t].rows_refused);
+  }
+  metrics_family(out, "binance_live_store_queue_rows", "gauge",
+                 "Rows waiting or in flight, by table.");
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    snprintf(lab, sizeof lab, "table=\"%s\"", tables[t].name);
+    metrics_sample_u64(out, "binance_live_store_queue_rows", lab,
+                       (uint64_t)st->q[t].n_held);
+  }
+  metrics_family(out, "binance_live_write_batch_seconds", "histogram",
+                 "Time from sending a batch to its commit.");
+  metrics_histogram_write(out, "binance_live_write_batch_seconds", NULL,
+                          &st->latency);
+}
+
+static void timer_closed(uv_handle_t *h) {
+  struct store *st = h->data;
+  st->timer_open = 0;
+  maybe_closed(st);
+}
+
+static void maybe_closed(struct store *st) {
+  void (*cb)(struct store *);
+  if (!st->closing || st->in_flight || st->timer_open || !st->close_cb)
+    return;
+  cb = st->close_cb;
+  st->close_cb = NULL;
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    struct store_batch *b = st->q[t].ready;
+    if (b || st->q[t].n_rows)
+      log_error("store", "%s: %d rows not written at shutdown", tables[t].name,
+                st->q[t].n_held);
+    while (b) {
+      struct store_batch *n = b->next;
+      batch_free(b);
+      b = n;
+    }
+    st->q[t].ready = NULL;
+    buf_free(&st->q[t].rows);
+    buf_free(&st->q[t].offsets);
+  }
+  cb(st);
+}
+
+void store_close(struct store *st, void (*cb)(struct store *st)) {
+  store_flush(st);
+  st->closing = 1;
+  st->close_cb = cb;
+  uv_close((uv_handle_t *)&st->timer, timer_closed);
+}
