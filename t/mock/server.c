@@ -66,7 +66,7 @@ struct mclient {
   char ping_payload[24];
   /* incoming-message rule: frames_in sampled every 100 ms */
   uint64_t rx_ring[RX_RING];
-  int rx_pos, rx_filled;
+  int rx_pos;
   /* replay */
   size_t rp_pos;
   uint64_t rp_start;
@@ -579,7 +579,7 @@ static void client_housekeeping(struct mock_server *srv, struct mclient *cl,
     return;
   /* more than 5 incoming frames in the last second */
   old = cl->rx_ring[cl->rx_pos];
-  if (cl->rx_filled && cl->ws.frames_in - old > 5) {
+  if (cl->ws.frames_in - old > 5) {
     log_info(MOD, "client %llu: %llu messages in 1 s, closing 1008",
              (unsigned long long)cl->id,
              (unsigned long long)(cl->ws.frames_in - old));
@@ -589,8 +589,6 @@ static void client_housekeeping(struct mock_server *srv, struct mclient *cl,
   }
   cl->rx_ring[cl->rx_pos] = cl->ws.frames_in;
   cl->rx_pos = (cl->rx_pos + 1) % RX_RING;
-  if (cl->rx_pos == 0)
-    cl->rx_filled = 1;
   if (srv->stall || cl->stalled)
     return;
   if (cl->ping_outstanding && srv->opt.pong_timeout_ms &&
@@ -689,7 +687,10 @@ static void wc_on_message(struct ws *ws, int binary, const char *data,
   struct buf reply;
   if (cl->closing)
     return;
-  if (cl->rx_filled && ws->frames_in - cl->rx_ring[cl->rx_pos] > 5) {
+  if (ws->state != WS_OPEN)
+    return;
+  /* the ring starts at zeros: a new connection had 0 frames 1 s ago */
+  if (ws->frames_in - cl->rx_ring[cl->rx_pos] > 5) {
     srv->ws_closed_rate++;
     ws_shutdown(ws, 1008, "Too many requests");
     return;
@@ -1086,17 +1087,21 @@ static void send_special(struct mock_server *srv, const char *kind, size_t size,
                  "USDT\",\"a\":1,\"p\":\"1.00000000\",\"q\":\"1.00000000\","
                  "\"f\":1,\"l\":1,\"T\":%lld,\"m\":false,\"M\":true}",
                  (long long)now, (long long)now);
-    else { /* oversize: valid JSON of |size| bytes in total */
-      size_t head;
-      buf_printf(&p, "{\"e\":\"aggTrade\",\"E\":%lld,\"s\":\"%s\",\"pad\":\"",
+    else { /* oversize: valid JSON of exactly |size| bytes on the wire */
+      size_t fixed;
+      if (cl->subs->combined)
+        buf_printf(&f, "{\"stream\":\"%s\",\"data\":", sname);
+      buf_printf(&f, "{\"e\":\"aggTrade\",\"E\":%lld,\"s\":\"%s\",\"pad\":\"",
                  (long long)now, symname);
-      head = p.len + 2 + (cl->subs->combined ? strlen(sname) + 22 : 0);
-      if (size > head && buf_reserve(&p, size - head) == 0) {
-        memset(p.data + p.len, 'x', size - head);
-        p.len += size - head;
-        p.data[p.len] = '\0';
+      fixed = f.len + (cl->subs->combined ? 3 : 2);
+      if (size > fixed && buf_reserve(&f, size - fixed) == 0) {
+        memset(f.data + f.len, 'x', size - fixed);
+        f.len += size - fixed;
+        f.data[f.len] = '\0';
       }
-      buf_append_str(&p, "\"}");
+      buf_append_str(&f, cl->subs->combined ? "\"}}" : "\"}");
+      send_text(cl, f.data, f.len);
+      continue;
     }
     if (cl->subs->combined) {
       buf_printf(&f, "{\"stream\":\"%s\",\"data\":", sname);

@@ -5,7 +5,7 @@
  * a timeout.
  *
  *   ws_dump [--ca FILE] [--send MSG]... [--timeout S] [--close-info]
- *           URL N
+ *           [--no-pong] URL N
  *
  * Exit status: 0 when N messages arrived, 3 on timeout, 4 when the server
  * closed first (with --close-info the close code and reason are printed
@@ -29,6 +29,7 @@ struct dump {
   const char *sends[16];
   int nsends;
   int close_info;
+  int no_pong;
   int rc;
   int done;
 };
@@ -45,6 +46,8 @@ static void dump_finish(struct dump *d, int rc) {
 static void dump_on_open(struct ws *ws) {
   struct dump *d = ws->data;
   int i;
+  if (d->no_pong)
+    ws_set_auto_pong(ws, 0);
   for (i = 0; i < d->nsends; i++)
     ws_send_text(ws, d->sends[i], strlen(d->sends[i]));
 }
@@ -105,6 +108,8 @@ int main(int argc, char **argv) {
       timeout = strtod(argv[++i], NULL);
     else if (!strcmp(argv[i], "--close-info"))
       d.close_info = 1;
+    else if (!strcmp(argv[i], "--no-pong"))
+      d.no_pong = 1;
     else if (!url)
       url = argv[i];
     else
@@ -112,7 +117,7 @@ int main(int argc, char **argv) {
   }
   if (!url || d.want < 0) {
     fprintf(stderr, "usage: ws_dump [--ca FILE] [--send MSG]... [--timeout S]"
-                    " [--close-info] URL N\n");
+                    " [--close-info] [--no-pong] URL N\n");
     return 1;
   }
   log_setup(BL_LOG_WARN, BL_LOG_TEXT, "ws_dump", "test");
