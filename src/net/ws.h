@@ -32,6 +32,7 @@
 #include "net/conn.h"
 
 #define WS_DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
+#define WS_MAX_HEAD 16384 /* longest HTTP head accepted (request or answer) */
 
 struct ws;
 
@@ -58,6 +59,7 @@ struct ws_options {
   unsigned max_msgs_per_sec;   /* outgoing pacer; 0: unlimited */
   size_t max_queued_bytes;     /* outgoing queue limit; 0: 4 MiB */
   const char *extra_headers;   /* client: appended to the upgrade request */
+  uint64_t close_timeout_ms;   /* wait for the peer's close answer; 0: 5 s */
 };
 
 enum ws_state {
@@ -118,6 +120,10 @@ size_t ws_queued_bytes(const struct ws *ws);
 /* Testing hooks on the server side (mock exchange faults): stop answering
  * pings, stop reading (stall). */
 void ws_set_auto_pong(struct ws *ws, int on);
+/* Stall: with |on| the ws stops reading from its conn (conn_read_stop), so
+ * frames pile up in the kernel buffers and nothing is answered; off resumes.
+ * The read timeout keeps running while stalled. */
+void ws_set_read_stall(struct ws *ws, int on);
 
 /* --- I/O-free protocol pieces, for unit tests and fuzzing --- */
 
@@ -154,5 +160,15 @@ struct ws_http_request {
 };
 long ws_handshake_parse_request(const char *buf, size_t len,
                                 struct ws_http_request *req);
+
+struct buf;
+/* Appends the client upgrade request for |u| with the base64 |key| (Host
+ * carries the port when it is not the default one; |extra_headers|, may be
+ * NULL, are CRLF-separated lines). Returns 0, BL_ETOOBIG or BL_ENOMEM. */
+int ws_handshake_build_request(struct buf *out, const struct ws_url *u,
+                               const char *key, const char *extra_headers);
+/* Appends the server's 101 answer for the client |key|. Returns 0, BL_EINVAL,
+ * BL_ETOOBIG or BL_ENOMEM. */
+int ws_handshake_build_response(struct buf *out, const char *key);
 
 #endif
