@@ -6,6 +6,7 @@
  * State: none beyond main's locals.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   log_setup(level, BL_LOG_TEXT, "binance-mock", "test");
+  /* a peer that went away must cost a write error, not the process */
+  signal(SIGPIPE, SIG_IGN);
   srv = calloc(1, sizeof *srv);
   if (!srv || uv_loop_init(&loop) != 0)
     return 1;
