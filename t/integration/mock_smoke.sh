@@ -105,6 +105,14 @@ st=$(curl -s "$C/stats")
 like "$st" '"n429":1,' "stats count the 429"
 like "$st" '"path":"/api/v3/ping","status":429,"weight":0' \
   "stats log the request with status and weight"
+curl -s "$C/rest_fault?status=418&retry_after=1" >/dev/null
+r=$(curl -s -D - "$B/api/v3/ping" | tr -d '\r')
+like "$r" '^HTTP/1.1 418' "forced ban answers 418"
+like "$r" 'Retry-After: 1' "418 carries Retry-After"
+sleep 1.1
+is "$(curl -s -o /dev/null -w '%{http_code}' "$B/api/v3/ping")" 200 \
+  "after the ban the answers are normal again"
+like "$(curl -s "$C/stats" | head -c 300)" '"n418":1,' "stats count the 418"
 curl -s "$C/rest_fault?status=500&count=1" >/dev/null
 is "$(curl -s -o /dev/null -w '%{http_code}' "$B/api/v3/ping")" 500 \
   "forced 500"

@@ -300,7 +300,6 @@ static void on_listen(uv_stream_t *server, int status, int is_control) {
   struct mock_server *srv = server->data;
   struct mclient *cl;
   struct conn_options copt = {.write_high_water = 64u << 20};
-  static uint64_t next_id = 1;
   int rc;
   if (status < 0 || srv->stopping)
     return;
@@ -308,7 +307,7 @@ static void on_listen(uv_stream_t *server, int status, int is_control) {
   if (!cl)
     return;
   cl->srv = srv;
-  cl->id = next_id++;
+  cl->id = ++srv->next_client_id;
   cl->is_control = is_control;
   buf_init(&cl->in, HTTP_MAX_IN);
   buf_init(&cl->out, 256u << 20);
@@ -634,7 +633,6 @@ static void on_idle(uv_idle_t *h) {
 static void on_tick(uv_timer_t *t) {
   struct mock_server *srv = t->data;
   struct mclient *cl, *next;
-  static unsigned ticks;
   uint64_t mono = uv_now(srv->loop);
   if (srv->stopping)
     return;
@@ -649,7 +647,7 @@ static void on_tick(uv_timer_t *t) {
   } else {
     gen_all(srv, wall_ms());
   }
-  if (++ticks % 10 == 0) {
+  if (++srv->ticks % 10 == 0) {
     for (cl = srv->clients; cl; cl = next) {
       next = cl->next;
       client_housekeeping(srv, cl, mono);
@@ -991,6 +989,13 @@ static int control_handle(struct mock_server *srv, const char *target,
     srv->rest.force_retry_after = (int)ra;
     if (n != 0 && v1 == 0 && secs == 0)
       srv->rest.force_count = 1;
+    if (n == 418) { /* a ban, from now on */
+      srv->rest.force_status = 0;
+      srv->rest.force_count = 0;
+      srv->rest.force_until = 0;
+      srv->rest.ban_until = market_now(srv) + ra * 1000;
+      srv->rest.bans++;
+    }
     if (n == 0) { /* clear faults, back-off and ban */
       srv->rest.ban_until = 0;
       srv->rest.backoff_until = 0;

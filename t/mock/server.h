@@ -75,6 +75,7 @@ struct mock_server {
   /* stats */
   uint64_t accepted, ws_accepted, frames_sent, frames_dropped, replay_sent;
   uint64_t ws_closed_rate, ws_closed_pong;
+  uint64_t ticks, next_client_id;
 };
 
 int mock_server_init(struct mock_server *srv, uv_loop_t *loop,
