@@ -195,6 +195,33 @@ like "$st" '"BTCUSDT":\{"first_trade_id_sent":[0-9]+,"last_trade_id_sent":[0-9]+
   "stats report trade ids sent and skipped"
 like "$st" '"closed_too_many_requests":1' "stats count the 1008 close"
 
+# depth id gap, duplicates, stall
+"$DUMP" --timeout 6 --line-buffered \
+  "ws://127.0.0.1:$PORT/ws/ethusdt@depth@100ms" 100000 \
+  >"$tmp/d.out" 2>/dev/null &
+dpid=$!
+sleep 0.5
+curl -s "$C/skip_depth?symbol=ETHUSDT&n=5" >/dev/null
+sleep 0.5
+curl -s "$C/duplicate?n=3" >/dev/null
+sleep 0.5
+curl -s "$C/stall?on=1" >/dev/null
+sleep 0.3
+n1=$(wc -l <"$tmp/d.out")
+sleep 1
+n2=$(wc -l <"$tmp/d.out")
+curl -s "$C/stall?on=0" >/dev/null
+sleep 0.5
+curl -s "$C/drop" >/dev/null
+wait $dpid
+gaps=$(head -n "$n1" "$tmp/d.out" |
+  sed 's/.*"U":\([0-9]*\),"u":\([0-9]*\).*/\1 \2/' |
+  awk 'NR>1 && $1 > prevu+1 {print $1 - prevu - 1} {prevu=$2}')
+is "$gaps" 5 "skip_depth leaves one gap of 5 update ids"
+is "$(sort "$tmp/d.out" | uniq -d | wc -l)" 3 "duplicate sends 3 frames twice"
+is "$n2" "$n1" "stall stops the frames"
+ok $([ "$(wc -l <"$tmp/d.out")" -gt "$n2" ]; echo $?) "frames resume after the stall"
+
 # pings: a client that answers them stays past the pong timeout (3 s);
 # one that does not is dropped
 out=$(timeout 10 "$DUMP" --timeout 4.5 --close-info \
@@ -219,6 +246,14 @@ is "$(curl -s "http://127.0.0.1:$PORT/api/v3/depth?symbol=NKNUSDT&limit=1000")" 
   "$want" "replay serves the recorded depth snapshot"
 like "$(curl -s "http://127.0.0.1:$PORT/api/v3/exchangeInfo" | head -c 300)" \
   '"limit":1200' "replay serves the recorded exchangeInfo"
+start_mock rept --replay "$CORPUS" --replay-timing --replay-speed 10
+t0=$(date +%s%N)
+timeout 20 "$DUMP" --timeout 10 "ws://127.0.0.1:$PORT$url" "$n" >"$tmp/rept.out"
+ok $? "timed replay delivers every frame"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+ok $([ "$ms" -ge 2000 ] && [ "$ms" -le 6000 ]; echo $?) \
+  "timed replay at 10x takes about 3 s ($ms ms)"
+check "timed replay is byte for byte too" cmp "$tmp/rept.out" "$tmp/rep.want"
 timeout 20 "$DUMP" --timeout 10 "ws://127.0.0.1:$PORT/ws/blzeth@depth@100ms" 3 \
   >"$tmp/raw.out"
 like "$(head -1 "$tmp/raw.out")" '^\{"e":"depthUpdate","E":[0-9]+,"s":"BLZETH"' \
@@ -250,7 +285,7 @@ for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 rcs=""
 for p in "${pids[@]}"; do wait "$p"; rcs="$rcs$?"; done
 pids=()
-is "$rcs" "000" "the three mocks exit 0 on SIGTERM"
+is "$rcs" "0000" "the four mocks exit 0 on SIGTERM"
 ok $(! grep -l 'Sanitizer' "$tmp"/*.log >/dev/null; echo $?) \
   "no sanitizer report in the mock logs"
 

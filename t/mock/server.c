@@ -473,16 +473,14 @@ static void gen_symbol(struct mock_server *srv, int s, int64_t now) {
     if (!srv->refs[sid] || now < g->depth_due[d])
       continue;
     g->depth_due[d] = (now / period + 1) * period;
+    if (g->skip_depth > 0) { /* these ids are never sent: a gap */
+      g->depth_u[d] += g->skip_depth;
+      g->skip_depth = 0;
+    }
     u = mk_book_uid(m, s, now);
     if (u <= g->depth_u[d])
       continue;
     first = g->depth_u[d] + 1;
-    if (g->skip_depth > 0) {
-      first += g->skip_depth;
-      g->skip_depth = 0;
-      if (first > u)
-        first = u;
-    }
     mk_book_diff(m, s, g->depth_u[d], u, bids, &nb, asks, &na);
     g->depth_u[d] = u;
     if (frame_begin(srv, sid) != 0 ||

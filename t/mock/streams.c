@@ -159,29 +159,48 @@ static void remove_id(struct st_subs *subs, int sid, struct st_effect *eff) {
     }
 }
 
+static int hexdig(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 int st_from_path(const struct mk_market *m, int replay_mode,
                  struct st_subs *subs, const char *path) {
   const char *list, *p;
-  char sep;
+  char dec[4096], *d = dec;
   int rc;
   if (!strncmp(path, "/ws", 3) &&
       (path[3] == '\0' || path[3] == '/' || path[3] == '?')) {
     subs->combined = 0;
     list = path[3] == '/' ? path + 4 : "";
-    sep = '/';
   } else if (!strncmp(path, "/stream", 7) &&
              (path[7] == '\0' || path[7] == '?' || path[7] == '/')) {
     subs->combined = 1;
     list = strstr(path, "streams=");
     list = list ? list + 8 : "";
-    sep = '/';
   } else {
     return BL_EINVAL;
   }
-  p = list;
-  while (*p && *p != '&' && *p != '?') {
-    size_t n = strcspn(p, "/&?");
-    (void)sep;
+  /* URL-decode the list (Binance accepts encoded URLs since 2025-12) */
+  for (p = list; *p && *p != '&' && *p != '?'; p++) {
+    if ((size_t)(d - dec) >= sizeof dec - 1)
+      return BL_EFULL;
+    if (*p == '%' && hexdig(p[1]) >= 0 && hexdig(p[2]) >= 0) {
+      *d++ = (char)(hexdig(p[1]) * 16 + hexdig(p[2]));
+      p += 2;
+    } else {
+      *d++ = *p;
+    }
+  }
+  *d = '\0';
+  p = dec;
+  while (*p) {
+    size_t n = strcspn(p, "/");
     if (n > 0) {
       if (replay_mode) {
         if (!name_ok(p, n))

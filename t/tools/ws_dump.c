@@ -5,7 +5,7 @@
  * a timeout.
  *
  *   ws_dump [--ca FILE] [--send MSG]... [--timeout S] [--close-info]
- *           [--no-pong] URL N
+ *           [--no-pong] [--line-buffered] URL N
  *
  * Exit status: 0 when N messages arrived, 3 on timeout, 4 when the server
  * closed first (with --close-info the close code and reason are printed
@@ -110,6 +110,8 @@ int main(int argc, char **argv) {
       d.close_info = 1;
     else if (!strcmp(argv[i], "--no-pong"))
       d.no_pong = 1;
+    else if (!strcmp(argv[i], "--line-buffered"))
+      setvbuf(stdout, NULL, _IOLBF, 0);
     else if (!url)
       url = argv[i];
     else
@@ -117,7 +119,7 @@ int main(int argc, char **argv) {
   }
   if (!url || d.want < 0) {
     fprintf(stderr, "usage: ws_dump [--ca FILE] [--send MSG]... [--timeout S]"
-                    " [--close-info] [--no-pong] URL N\n");
+                    " [--close-info] [--no-pong] [--line-buffered] URL N\n");
     return 1;
   }
   log_setup(BL_LOG_WARN, BL_LOG_TEXT, "ws_dump", "test");

@@ -412,6 +412,14 @@ static void control_messages(void **state) {
   assert_int_equal(st_from_path(&f->m, 0, subs, "/ws/btcusdt@ticker"), 0);
   assert_false(subs->combined);
   assert_int_equal(subs->ids[0], 0 * ST_NKINDS + ST_TICKER);
+  /* URL-encoded names */
+  subs->n = 0;
+  assert_int_equal(st_from_path(&f->m, 0, subs,
+                                "/stream?streams=btcusdt%40aggTrade%2F"
+                                "ethusdt%40depth%40100ms&timeUnit=MILLISECOND"),
+                   0);
+  assert_int_equal(subs->n, 2);
+  assert_int_equal(subs->ids[1], 1 * ST_NKINDS + ST_DEPTH100);
   buf_free(&r);
   st_subs_free(subs);
   free(subs);
