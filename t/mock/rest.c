@@ -267,8 +267,9 @@ static int weight_of(int ep, const char *q) {
 static int ep_exchange_info(struct rest_state *r, const char *q, int64_t now,
                             struct rest_resp *out) {
   struct buf *b = &out->body;
-  char name[64];
-  int i, one = -1, rc;
+  char name[64], list[4096];
+  unsigned char *pick = NULL;
+  int i, one = -1, rc, first = 1;
   if (r->replay) {
     if (!r->replay->exinfo)
       return set_error(out, 500, -1000, "No exchangeInfo in the recording.");
@@ -278,6 +279,27 @@ static int ep_exchange_info(struct rest_state *r, const char *q, int64_t now,
     one = mk_symbol_find(r->market, name, strlen(name));
     if (one < 0)
       return set_error(out, 400, -1121, "Invalid symbol.");
+  } else if (rest_query_get(q, "symbols", list, sizeof list) >= 0) {
+    /* symbols=["A","B"]: every name must exist */
+    char *p = list;
+    pick = calloc((size_t)r->market->nsym, 1);
+    if (!pick)
+      return BL_ENOMEM;
+    while ((p = strchr(p, '"')) != NULL) {
+      char *e = strchr(p + 1, '"');
+      int s;
+      if (!e) {
+        free(pick);
+        return set_error(out, 400, -1135, "Invalid JSON.");
+      }
+      s = mk_symbol_find(r->market, p + 1, (size_t)(e - p - 1));
+      if (s < 0) {
+        free(pick);
+        return set_error(out, 400, -1121, "Invalid symbol.");
+      }
+      pick[s] = 1;
+      p = e + 1;
+    }
   }
   rc = buf_printf(b,
                   "{\"timezone\":\"UTC\",\"serverTime\":%lld,\"rateLimits\":["
@@ -292,7 +314,7 @@ static int ep_exchange_info(struct rest_state *r, const char *q, int64_t now,
   for (i = 0; rc == 0 && i < r->market->nsym; i++) {
     const struct mk_symbol *sy = &r->market->sym[i];
     char tick[48], step[48], *e;
-    if (one >= 0 && i != one)
+    if ((one >= 0 && i != one) || (pick && !pick[i]))
       continue;
     e = fmt_dec8(tick, sy->tick);
     *e = '\0';
@@ -311,9 +333,11 @@ static int ep_exchange_info(struct rest_state *r, const char *q, int64_t now,
         "{\"filterType\":\"LOT_SIZE\",\"minQty\":\"%s\","
         "\"maxQty\":\"9000000.00000000\",\"stepSize\":\"%s\"}],"
         "\"permissions\":[],\"permissionSets\":[[\"SPOT\"]]}",
-        (one >= 0 || i == 0) ? "" : ",", sy->name, sy->base, sy->quote, tick,
-        tick, step, step);
+        first ? "" : ",", sy->name, sy->base, sy->quote, tick, tick, step,
+        step);
+    first = 0;
   }
+  free(pick);
   if (rc == 0)
     rc = buf_append_str(b, "]}");
   return rc;

@@ -293,6 +293,18 @@ static void depth_snapshot_shape(void **state) {
   v = yajl_tree_parse(f->out.body.data, err, sizeof err);
   assert_non_null(v);
   yajl_tree_free(v);
+  assert_int_equal(get(f,
+                       "/api/v3/exchangeInfo?symbols=%5B%22ETHUSDT%22,"
+                       "%22SYM001USDT%22%5D",
+                       MIN0),
+                   200);
+  assert_null(strstr(f->out.body.data, "\"BTCUSDT\""));
+  assert_non_null(
+      strstr(f->out.body.data, "\"symbols\":[{\"symbol\":\"ETHUSDT\""));
+  assert_non_null(strstr(f->out.body.data, "},{\"symbol\":\"SYM001USDT\""));
+  assert_int_equal(
+      get(f, "/api/v3/exchangeInfo?symbols=%5B%22NOPE%22%5D", MIN0), 400);
+  assert_int_equal(err_code(f), -1121);
 }
 
 static void stats_json_is_valid(void **state) {
