@@ -71,8 +71,9 @@ struct conn_impl {
   mbedtls_ssl_context ssl;
   int ssl_ready; /* mbedtls_ssl_setup done */
   int hs_done;   /* TLS handshake complete */
-  struct buf in; /* ciphertext not yet consumed by mbedTLS */
-  int eof;       /* the peer half-closed TCP */
+  struct buf in; /* ciphertext; the bytes before in_off are consumed */
+  size_t in_off;
+  int eof; /* the peer half-closed TCP */
 
   size_t wq_bytes;  /* bytes in uv_write requests not completed */
   int drain_wanted; /* on_drain owed once below half the mark */
@@ -355,15 +356,19 @@ static int bio_send(void *arg, const unsigned char *data, size_t len) {
 
 static int bio_recv(void *arg, unsigned char *out, size_t len) {
   struct conn_impl *ci = arg;
-  size_t n = ci->in.len;
+  size_t n = ci->in.len - ci->in_off;
   if (n == 0)
     return ci->eof ? 0 : MBEDTLS_ERR_SSL_WANT_READ;
   if (n > len)
     n = len;
   if (n > INT32_MAX)
     n = INT32_MAX;
-  memcpy(out, ci->in.data, n);
-  buf_consume(&ci->in, n);
+  memcpy(out, ci->in.data + ci->in_off, n);
+  ci->in_off += n;
+  if (ci->in_off == ci->in.len) { /* all consumed: rewind, no memmove */
+    buf_reset(&ci->in);
+    ci->in_off = 0;
+  }
   return (int)n;
 }
 
@@ -408,7 +413,7 @@ static void tls_verify_failed(struct conn_impl *ci) {
 static int tls_handshake_step(struct conn_impl *ci) {
   int rv = mbedtls_ssl_handshake(&ci->ssl);
   if (rv == MBEDTLS_ERR_SSL_WANT_READ || rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-    if (ci->eof && ci->in.len == 0)
+    if (ci->eof && ci->in.len == ci->in_off)
       conn_fail(ci, BL_ETLS, "peer closed during the TLS handshake");
     return 0;
   }
@@ -448,7 +453,8 @@ static void tls_pump(struct conn_impl *ci) {
       continue;
     }
     if (rv == MBEDTLS_ERR_SSL_WANT_READ || rv == MBEDTLS_ERR_SSL_WANT_WRITE) {
-      if (ci->eof && ci->in.len == 0 && !mbedtls_ssl_check_pending(&ci->ssl))
+      if (ci->eof && ci->in.len == ci->in_off &&
+          !mbedtls_ssl_check_pending(&ci->ssl))
         conn_fail(ci, BL_ECLOSED, "EOF without TLS close_notify");
       return;
     }
@@ -498,6 +504,10 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b) {
     if (c->cb.on_read)
       c->cb.on_read(c, b->base, (size_t)nread);
     return;
+  }
+  if (ci->in_off > 0) { /* compact once per read, not once per record */
+    buf_consume(&ci->in, ci->in_off);
+    ci->in_off = 0;
   }
   if (buf_append(&ci->in, b->base, (size_t)nread) != 0) {
     conn_fail(ci, BL_ETOOBIG, "TLS input buffer over %u bytes",
@@ -847,7 +857,7 @@ int conn_read_start(struct conn *c) {
   /* Records may be buffered (ciphertext in |in| or plaintext inside
    * mbedTLS): deliver them from the loop, not from inside this call. */
   if (ci->tls != NULL && ci->hs_done &&
-      (ci->in.len > 0 || mbedtls_ssl_check_pending(&ci->ssl))) {
+      (ci->in.len > ci->in_off || mbedtls_ssl_check_pending(&ci->ssl))) {
     ci->kick_pending = 1;
     uv_timer_start(&ci->timer, on_timeout, 0, 0);
   }

@@ -77,7 +77,10 @@ struct ws_impl {
   struct buf hs; /* client: bytes of the HTTP answer */
   struct buf rx; /* plaintext not yet pulled by wslay */
   size_t rx_off;
-  struct buf msg; /* data message being reassembled */
+  const char *in_ptr; /* the conn's read, pulled in place during on_read */
+  size_t in_len, in_off;
+  int drain_wanted; /* a send returned BL_EFULL: on_drain owed */
+  struct buf msg;   /* data message being reassembled */
   int in_ctrl, msg_binary, msg_discard;
 
   struct ws_out *oq_head, *oq_tail;
@@ -324,6 +327,17 @@ static void ws_flush(struct ws_impl *wi) {
   pump(wi);
   if (!wi->finished)
     check_close_state(wi);
+  if (!wi->finished && wi->drain_wanted) {
+    struct ws *ws = wi->ws;
+    if (ws_queued_bytes(ws) <= ws->opt.max_queued_bytes / 2) {
+      wi->drain_wanted = 0;
+      if (ws->on_drain)
+        ws->on_drain(ws);
+    } else if (!uv_is_active((uv_handle_t *)&wi->t_pace)) {
+      /* Nothing else may wake us (the conn below its own mark): poll. */
+      uv_timer_start(&wi->t_pace, on_pace_timer, 5, 0);
+    }
+  }
 }
 
 static void process_input(struct ws_impl *wi) {
@@ -358,14 +372,22 @@ static ssize_t wsl_recv(wslay_event_context_ptr ctx, uint8_t *out, size_t len,
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
   }
+  if (n > 0) { /* older bytes first */
+    if (n > len)
+      n = len;
+    memcpy(out, wi->rx.data + wi->rx_off, n);
+    wi->rx_off += n;
+    return (ssize_t)n;
+  }
+  n = wi->in_ptr ? wi->in_len - wi->in_off : 0;
   if (n == 0) {
     wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     return -1;
   }
   if (n > len)
     n = len;
-  memcpy(out, wi->rx.data + wi->rx_off, n);
-  wi->rx_off += n;
+  memcpy(out, wi->in_ptr + wi->in_off, n);
+  wi->in_off += n;
   return (ssize_t)n;
 }
 
@@ -561,7 +583,7 @@ static void wsl_msg(wslay_event_context_ptr ctx,
     break;
   case WSLAY_PONG:
     if (ws->cb.on_pong && !wi->finished)
-      ws->cb.on_pong(ws, (const char *)a->msg, a->msg_length);
+      ws->cb.on_pong(ws, a->msg ? (const char *)a->msg : "", a->msg_length);
     break;
   case WSLAY_CONNECTION_CLOSE: {
     size_t n = a->msg_length >= 2 ? a->msg_length - 2 : 0;
@@ -726,12 +748,24 @@ static void wsc_on_read(struct conn *c, const char *d, size_t n) {
     client_handshake_input(wi, d, n);
     return;
   }
-  if (buf_append(&wi->rx, d, n) != 0) {
-    ws_fail(wi, BL_ETOOBIG, "receive buffer over %u bytes",
-            (unsigned)WS_RX_MAX);
+  if (wi->open_pending || wi->rx.len > wi->rx_off) {
+    if (buf_append(&wi->rx, d, n) != 0) {
+      ws_fail(wi, BL_ETOOBIG, "receive buffer over %u bytes",
+              (unsigned)WS_RX_MAX);
+      return;
+    }
+    process_input(wi);
     return;
   }
-  process_input(wi);
+  /* The common case: wslay pulls straight from the conn's buffer. Bytes it
+   * leaves (it stops reading only once the connection is closing) are
+   * dropped with the buffer. */
+  wi->in_ptr = d;
+  wi->in_len = n;
+  wi->in_off = 0;
+  process_input(wi); /* |wi| outlives this: it is freed from uv close cbs */
+  wi->in_ptr = NULL;
+  wi->in_len = wi->in_off = 0;
 }
 
 static void wsc_on_error(struct conn *c, int status) {
@@ -859,6 +893,7 @@ int ws_connect(struct ws *ws, const char *url, struct tls_ctx *tls) {
   }
   memset(&co, 0, sizeof co);
   co.connect_timeout_ms = ws->opt.connect_timeout_ms;
+  co.write_high_water = ws->opt.max_queued_bytes / 2;
   wi->c = &wi->own_conn;
   wi->own_conn.data = wi;
   conn_init(ws->loop, wi->c, &ws_conn_cbs, &co);
@@ -906,6 +941,7 @@ int ws_accept_upgrade(struct ws *ws, struct conn *c, const char *request,
   wi->c = c;
   c->data = wi;
   c->cb = ws_conn_cbs;
+  c->opt.write_high_water = ws->opt.max_queued_bytes / 2;
   wi->conn_started = 1;
   ws->state = WS_OPEN;
   start_open_timers(wi);
@@ -937,8 +973,12 @@ static int enqueue(struct ws *ws, uint8_t opcode, const void *data, size_t len,
   struct ws_out *o;
   if (wi == NULL || ws->state != WS_OPEN || wi->finished)
     return BL_ESTATE;
-  if (ws_queued_bytes(ws) + len > ws->opt.max_queued_bytes)
+  if (ws_queued_bytes(ws) + len > ws->opt.max_queued_bytes) {
+    wi->drain_wanted = 1;
+    if (!uv_is_active((uv_handle_t *)&wi->t_pace))
+      uv_timer_start(&wi->t_pace, on_pace_timer, 5, 0);
     return BL_EFULL;
+  }
   o = malloc(sizeof *o + len);
   if (o == NULL)
     return BL_ENOMEM;

@@ -6,7 +6,7 @@
  * (a non-101 answer fails with BL_EHANDSHAKE and the status in
  * ws->http_status). Server (the mock exchange): ws_accept_upgrade() takes an
  * open conn whose HTTP request has been read, answers 101 and continues on
- * the same conn.
+ * the same conn (and sets its write_high_water to max_queued_bytes / 2).
  *
  * Both sides: text and binary messages (fragmented ones are reassembled),
  * a maximum message size (larger: close 1009 and BL_ETOOBIG), pings answered
@@ -80,6 +80,11 @@ struct ws {
   char errstr[256];
   uint64_t frames_in, frames_out, bytes_in, bytes_out;
   uint64_t last_rx_ms;     /* uv_now() of the last frame received */
+  /* Optional, set after ws_init (a field here rather than in ws_callbacks so
+   * that positional initialisers of that struct keep compiling): after a
+   * send returned BL_EFULL, the outgoing queue fell to half of
+   * max_queued_bytes or less; send again. */
+  void (*on_drain)(struct ws *ws);
   void *impl;              /* private to ws.c */
 };
 

@@ -243,14 +243,14 @@ static void resp_header(void *arg, const char *name, size_t nlen,
       st->connection = 1;
   } else if (name_is(name, nlen, "Sec-WebSocket-Accept")) {
     st->accept = strlen(st->expect) == vlen &&
-                 memcmp(st->expect, val, vlen) == 0 && st->accept != -1
+                         memcmp(st->expect, val, vlen) == 0 && st->accept != -1
                      ? 1
                      : -1; /* a second, different value spoils it */
   }
 }
 
-long ws_handshake_parse_response(const char *buf, size_t len,
-                                 const char *key, int *status) {
+long ws_handshake_parse_response(const char *buf, size_t len, const char *key,
+                                 int *status) {
   size_t hlen = head_length(buf, len);
   const char *p, *eol, *end;
   struct resp_state st;

@@ -52,6 +52,7 @@ struct rec {
   size_t pong_len;
   uint64_t times[256];
   int echo, close_in_msg;
+  int drains;
 };
 
 struct fx {
@@ -117,6 +118,11 @@ static void rec_on_pong(struct ws *ws, const char *d, size_t n) {
   r->pongs++;
   r->pong_len = n < sizeof r->pong ? n : sizeof r->pong;
   memcpy(r->pong, d, r->pong_len);
+}
+
+static void rec_on_drain(struct ws *ws) {
+  struct rec *r = ws->data;
+  r->drains++;
 }
 
 static const struct ws_callbacks rec_cbs = {rec_on_open, rec_on_message,
@@ -211,6 +217,7 @@ static void client_start(struct fx *f, const struct ws_options *o,
            f->port, path ? path : "/ws");
   f->cws.data = &f->crec;
   ws_init(&f->loop, &f->cws, &rec_cbs, o);
+  f->cws.on_drain = rec_on_drain;
   assert_int_equal(ws_connect(&f->cws, url, f->ctls), 0);
 }
 
@@ -351,6 +358,22 @@ static void server_closes_with_reason(void **state) {
   assert_string_equal(f->crec.reason, "server going away");
   assert_int_equal(f->srec.status, 0);
   assert_int_equal(f->srec.code, 4000);
+  fx_free(f);
+}
+
+/* wss:// to a server whose CA the client does not trust. */
+static void tls_verify_failure(void **state) {
+  struct fx *f = fx_new(1);
+  char ca[300], err[256];
+  (void)state;
+  tls_ctx_free(f->ctls);
+  snprintf(ca, sizeof ca, "%s/otherca.crt", certdir);
+  assert_int_equal(tls_ctx_new_client(&f->ctls, ca, err, sizeof err), 0);
+  client_start(f, NULL, NULL);
+  run_until(f, client_closed, 5000);
+  assert_int_equal(f->crec.opened, 0);
+  assert_int_equal(f->crec.status, BL_EVERIFY);
+  assert_non_null(strstr(f->cws.errstr, "not correctly signed"));
   fx_free(f);
 }
 
@@ -648,6 +671,33 @@ static void pacer_window(void **state) {
   fx_free(f);
 }
 
+/* A ping arriving while the pacer holds a backlog is answered at once. */
+static void pong_not_delayed(void **state) {
+  struct fx *f = fx_new(0);
+  struct ws_options o = {0};
+  uint64_t t0;
+  (void)state;
+  o.max_msgs_per_sec = 2;
+  client_start(f, &o, NULL);
+  run_until(f, both_open, 5000);
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(ws_send_text(&f->cws, "x", 1), 0);
+  run_ms(f, 50);
+  assert_int_equal(f->srec.msgs, 2); /* the window is full */
+  t0 = uv_now(&f->loop);
+  assert_int_equal(ws_send_ping(&f->sws, "urgent", 6), 0);
+  run_until(f, server_got_pong, 2000);
+  assert_int_equal(f->srec.pongs, 1);
+  assert_memory_equal(f->srec.pong, "urgent", 6);
+  assert_true(uv_now(&f->loop) - t0 < 300);
+  assert_int_equal(f->srec.msgs, 2); /* data still waits */
+  fx_free(f);
+}
+
+static int client_drained(struct fx *f) {
+  return f->crec.drains > 0 || f->crec.closed;
+}
+
 static void backpressure_full(void **state) {
   struct fx *f = fx_new(0);
   struct ws_options o = {0};
@@ -667,7 +717,12 @@ static void backpressure_full(void **state) {
   }
   assert_int_equal(rv, BL_EFULL);
   assert_true(ws_queued_bytes(&f->cws) + sizeof chunk > 256 * 1024);
+  run_ms(f, 100);
+  assert_int_equal(f->crec.drains, 0); /* still stalled: no drain */
   ws_set_read_stall(&f->sws, 0);
+  run_until(f, client_drained, 5000);
+  assert_int_equal(f->crec.drains, 1);
+  assert_true(ws_queued_bytes(&f->cws) <= 128 * 1024);
   run_until(f, server_has_n, 5000); /* 25 messages at least */
   assert_true(f->srec.msgs >= 25);
   assert_int_equal(ws_send_binary(&f->cws, chunk, sizeof chunk), 0);
@@ -712,6 +767,7 @@ int main(void) {
       cmocka_unit_test(echo_plain),
       cmocka_unit_test(echo_tls),
       cmocka_unit_test(server_closes_with_reason),
+      cmocka_unit_test(tls_verify_failure),
       cmocka_unit_test(refused_429),
       cmocka_unit_test(connect_refused),
       cmocka_unit_test(bad_urls),
@@ -723,6 +779,7 @@ int main(void) {
       cmocka_unit_test(read_timeout),
       cmocka_unit_test(close_timeout),
       cmocka_unit_test(pacer_window),
+      cmocka_unit_test(pong_not_delayed),
       cmocka_unit_test(backpressure_full),
       cmocka_unit_test(close_inside_on_message),
       cmocka_unit_test(server_rejects_plain_request),

@@ -115,9 +115,9 @@ static void response_accepted(void **state) {
 
   /* Bytes after the head are not part of it (they are frames). */
   snprintf(both, sizeof both, "%s\x81\x02hi", ok);
-  assert_int_equal(ws_handshake_parse_response(both, strlen(ok) + 4, RFC_KEY,
-                                               &status),
-                   (long)strlen(ok));
+  assert_int_equal(
+      ws_handshake_parse_response(both, strlen(ok) + 4, RFC_KEY, &status),
+      (long)strlen(ok));
 
   /* Case-insensitive names and tokens; token lists. */
   assert_true(parse_resp("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\n"
@@ -192,13 +192,12 @@ static void response_malformed(void **state) {
   assert_int_equal(parse_resp("", &status), 0);
   assert_int_equal(parse_resp("FTP/1.1 101 x\r\n\r\n", &status), BL_EPARSE);
   assert_int_equal(parse_resp("HTTP/1.1 1x1 x\r\n\r\n", &status), BL_EPARSE);
-  assert_int_equal(parse_resp("HTTP/1.1 1011 x\r\n\r\n", &status),
-                   BL_EPARSE);
+  assert_int_equal(parse_resp("HTTP/1.1 1011 x\r\n\r\n", &status), BL_EPARSE);
   assert_int_equal(parse_resp("HTTP/1.1 101 x\r\nno colon\r\n\r\n", &status),
                    BL_EPARSE);
-  assert_int_equal(parse_resp("HTTP/1.1 101 x\r\nA: b\r\n folded\r\n\r\n",
-                              &status),
-                   BL_EPARSE);
+  assert_int_equal(
+      parse_resp("HTTP/1.1 101 x\r\nA: b\r\n folded\r\n\r\n", &status),
+      BL_EPARSE);
   assert_int_equal(parse_resp("HTTP/1.1 101 x\r\nA: b\nC: d\r\n\r\n", &status),
                    BL_EPARSE);
 
@@ -211,8 +210,7 @@ static void response_malformed(void **state) {
   assert_int_equal(ws_handshake_parse_response(big, n, RFC_KEY, &status),
                    BL_ETOOBIG);
   /* Below the limit and incomplete: wait for more. */
-  assert_int_equal(ws_handshake_parse_response(big, 8000, RFC_KEY, &status),
-                   0);
+  assert_int_equal(ws_handshake_parse_response(big, 8000, RFC_KEY, &status), 0);
   free(big);
 }
 
@@ -276,9 +274,9 @@ static void request_parse(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(url_parse),          cmocka_unit_test(accept_key),
-      cmocka_unit_test(build_request),      cmocka_unit_test(response_accepted),
-      cmocka_unit_test(response_refused),   cmocka_unit_test(response_malformed),
+      cmocka_unit_test(url_parse),        cmocka_unit_test(accept_key),
+      cmocka_unit_test(build_request),    cmocka_unit_test(response_accepted),
+      cmocka_unit_test(response_refused), cmocka_unit_test(response_malformed),
       cmocka_unit_test(request_parse),
   };
   return cmocka_run_group_tests_name("ws_proto", tests, NULL, NULL);
