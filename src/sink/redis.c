@@ -182,7 +182,7 @@ static void redis_auth_cb(redisAsyncContext *ac, void *reply, void *priv) {
   if (rep->type == REDIS_REPLY_ERROR) {
     r->errors++;
     set_err(r, "AUTH failed", rep->str);
-    log_error("redis", "AUTH failed: %s", rep->str);
+    log_limited(BL_LOG_ERROR, "redis", "AUTH failed: %s", rep->str);
     redisAsyncDisconnect(ac);
   }
 }
@@ -197,7 +197,7 @@ static void redis_select_cb(redisAsyncContext *ac, void *reply, void *priv) {
     r->errors++;
     snprintf(r->errstr, sizeof r->errstr, "SELECT %d failed: %s", r->db,
              rep->str);
-    log_error("redis", "%s", r->errstr);
+    log_limited(BL_LOG_ERROR, "redis", "%s", r->errstr);
     redisAsyncDisconnect(ac);
     return;
   }
@@ -245,7 +245,9 @@ static void redis_disconnect_cb(const redisAsyncContext *ac, int status) {
     redis_maybe_finish(r);
     return;
   }
-  if (status != REDIS_OK) {
+  /* hiredis reports REDIS_OK when the context was freed on purpose, as
+   * the adapter's watchdog does after setting ac->err. */
+  if (status != REDIS_OK || ac->err) {
     r->errors++;
     set_err(r, "connection lost", ac->errstr);
     log_limited(BL_LOG_WARN, "redis", "connection lost: %s", ac->errstr);

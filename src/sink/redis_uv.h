@@ -11,8 +11,10 @@
  *   reply awaited for longer than command_ms without any byte read, fails
  *   the context with errstr "connect timeout" / "command timeout". Like a
  *   refused connect, a connect timeout calls the connect callback with
- *   REDIS_ERR; a command timeout calls the disconnect callback with
- *   REDIS_ERR. hiredis frees the context afterwards in both cases.
+ *   REDIS_ERR; a command timeout frees the context, so the disconnect
+ *   callback runs (hiredis passes REDIS_OK for a context freed on purpose:
+ *   check ac->err, which is REDIS_ERR_IO, and ac->errstr). hiredis frees
+ *   the context afterwards in both cases.
  *
  * State (one per context, freed after its two handles are closed): the
  * context pointer (NULL once hiredis cleaned up), the uv_poll_t on the
