@@ -375,6 +375,9 @@ int http_init(uv_loop_t *loop, struct http *h, const struct http_opts *opts) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
       return BL_EHTTP;
     curl_inited = 1;
+    if (!http_async_dns())
+      log_warn("http", "libcurl lacks AsynchDNS: name lookups block the "
+                       "loop; use IP addresses in URLs");
   }
   h->loop = loop;
   h->timeout_ms = HTTP_TIMEOUT_MS_DEFAULT;
