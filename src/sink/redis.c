@@ -145,12 +145,15 @@ static int send_publish(struct redis_sink *r, const char *channel,
 static void write_symbols(struct redis_sink *r) {
   if (!r->symbols_json || r->state != REDIS_SINK_UP || !r->ac)
     return;
+  buf_reset(&r->name);
   if (buf_printf(&r->name, "%s:symbols:active", r->prefix) == 0)
     send_set(r, r->name.data, r->symbols_json, r->symbols_len, 0);
   buf_reset(&r->name);
 }
 
-/* After (re)connecting: every latest key again, from memory. */
+/* After (re)connecting: every latest key again, from memory. This burst
+ * is bounded by the channel table (REDIS_SINK_MAX_CHANNELS) and is not
+ * held to max_inflight, so no latest value is lost to the cap. */
 static void rewrite_latest(struct redis_sink *r) {
   size_t i, n = 0;
   struct redis_chan *c;

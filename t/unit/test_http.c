@@ -610,6 +610,7 @@ static void tls_stop(struct tls_srv *t) {
   if (t->pid > 0) {
     kill(t->pid, SIGTERM);
     waitpid(t->pid, NULL, 0);
+    t->pid = 0;
   }
   unlink(t->cert);
   unlink(t->key);
@@ -634,8 +635,18 @@ static int tls_get(const char *ca, const char *u, long *status) {
   return t.result;
 }
 
+static struct tls_srv good, wrong;
+
+static int tls_teardown(void **state) {
+  (void)state;
+  if (good.pid > 0)
+    tls_stop(&good);
+  if (wrong.pid > 0)
+    tls_stop(&wrong);
+  return 0;
+}
+
 static void tls_verification(void **state) {
-  struct tls_srv good, wrong;
   char u[128];
   long status;
   (void)state;
@@ -682,7 +693,7 @@ int main(void) {
       cmocka_unit_test(refused_and_dropped),
       cmocka_unit_test(bad_arguments),
       cmocka_unit_test(dns_is_async),
-      cmocka_unit_test(tls_verification),
+      cmocka_unit_test_teardown(tls_verification, tls_teardown),
   };
   signal(SIGPIPE, SIG_IGN);
   return cmocka_run_group_tests_name("http", tests, NULL, NULL);

@@ -22,6 +22,7 @@
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,30 @@ static redisContext *sync_connect(int port, const char *password) {
   return c;
 }
 
+/* Servers still running; a failed test's teardown kills them. */
+static pid_t live_pids[8];
+
+static void pid_track(pid_t pid, int add) {
+  size_t i;
+  for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+    if (live_pids[i] == (add ? 0 : pid)) {
+      live_pids[i] = add ? pid : 0;
+      return;
+    }
+}
+
+static int kill_leftovers(void **state) {
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof live_pids / sizeof live_pids[0]; i++)
+    if (live_pids[i] > 0) {
+      kill(live_pids[i], SIGKILL);
+      waitpid(live_pids[i], NULL, 0);
+      live_pids[i] = 0;
+    }
+  return 0;
+}
+
 static pid_t redis_start(int port, const char *password) {
   char portstr[16];
   const char *argv[16];
@@ -108,9 +133,18 @@ static pid_t redis_start(int port, const char *password) {
     argv[n++] = password;
   }
   argv[n] = NULL;
-  assert_int_equal(posix_spawnp(&pid, "redis-server", NULL, NULL,
-                                (char *const *)argv, environ),
-                   0);
+  {
+    /* stdout and stderr away from the test's pipes */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    assert_int_equal(posix_spawnp(&pid, "redis-server", &fa, NULL,
+                                  (char *const *)argv, environ),
+                     0);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  pid_track(pid, 1);
   for (i = 0; i < 250; i++) { /* up to 5 s */
     redisContext *c = sync_connect(port, password);
     if (c) {
@@ -131,6 +165,7 @@ static pid_t redis_start(int port, const char *password) {
 static void redis_kill(pid_t pid) {
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
+  pid_track(pid, 0);
 }
 
 static redisReply *sync_cmd(int port, const char *password, const char *fmt,
@@ -457,6 +492,7 @@ static int got_1(struct fx *f) {
 
 static void server_killed_mid_stream(void **state) {
   struct fx f;
+  const char *syms[] = {"BTCUSDT"};
   int port = free_port();
   pid_t pid = redis_start(port, NULL);
   struct ev_trade tr;
@@ -467,6 +503,7 @@ static void server_killed_mid_stream(void **state) {
   assert_int_equal(redis_sink_start(&f.sink), 0);
   sub_start(&f, port, "t:trade:*");
   assert_true(run_until(&f, is_up, 5000));
+  assert_int_equal(redis_sink_set_active_symbols(&f.sink, syms, 1), 0);
   for (i = 1; i <= 3; i++) {
     make_trade(&tr, "BTCUSDT", i);
     assert_int_equal(redis_sink_publish_trade(&f.sink, &tr), 0);
@@ -494,6 +531,10 @@ static void server_killed_mid_stream(void **state) {
   sync_get(port, NULL, "t:latest:trade:BTCUSDT", got, sizeof got);
   assert_string_equal(got, want);
   assert_true(sync_ttl(port, "t:latest:trade:BTCUSDT") > 0);
+  /* and the active symbols, without expiry */
+  sync_get(port, NULL, "t:symbols:active", got, sizeof got);
+  assert_string_equal(got, "[\"BTCUSDT\"]");
+  assert_int_equal(sync_ttl(port, "t:symbols:active"), -1);
 
   /* a subscriber sees the gap: seq 7 after seq 3 */
   sub_start(&f, port, "t:trade:*");
@@ -703,14 +744,15 @@ static void close_while_down_or_resolving(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(publish_subscribe_and_keys),
-      cmocka_unit_test(refused_then_server_appears),
-      cmocka_unit_test(server_killed_mid_stream),
-      cmocka_unit_test(auth_ok_and_wrong),
-      cmocka_unit_test(inflight_cap_and_flush_at_close),
-      cmocka_unit_test(command_watchdog),
-      cmocka_unit_test(connect_watchdog),
-      cmocka_unit_test(close_while_down_or_resolving),
+      cmocka_unit_test_teardown(publish_subscribe_and_keys, kill_leftovers),
+      cmocka_unit_test_teardown(refused_then_server_appears, kill_leftovers),
+      cmocka_unit_test_teardown(server_killed_mid_stream, kill_leftovers),
+      cmocka_unit_test_teardown(auth_ok_and_wrong, kill_leftovers),
+      cmocka_unit_test_teardown(inflight_cap_and_flush_at_close,
+                                kill_leftovers),
+      cmocka_unit_test_teardown(command_watchdog, kill_leftovers),
+      cmocka_unit_test_teardown(connect_watchdog, kill_leftovers),
+      cmocka_unit_test_teardown(close_while_down_or_resolving, kill_leftovers),
   };
   signal(SIGPIPE, SIG_IGN);
   log_setup(BL_LOG_ERROR, BL_LOG_TEXT, "test", "test");
