@@ -1,0 +1,595 @@
+/*
+ * redis.c: the Redis publisher (see redis.h for the contract).
+ *
+ * State: the connection state machine (DOWN, RESOLVING, CONNECTING, UP),
+ * the hiredis context while one exists (NULL from the moment hiredis
+ * reports it failed or gone: it frees the context right after the
+ * callback), the back-off, the number of commands awaiting replies (every
+ * command carries a reply callback, which hiredis calls exactly once, with
+ * NULL when the link is lost; those callbacks are the credits of the
+ * in-flight cap), and a hash table of channels, each with its seq and its
+ * latest message, so the latest keys can be rewritten after a reconnect.
+ *
+ * Handshake: AUTH (when a password is set) and SELECT are queued right
+ * after redisAsyncConnect; the sink is UP only when SELECT answered OK.
+ * An AUTH or SELECT error is logged with Redis' own message and the
+ * connection is dropped and retried with back-off.
+ */
+#include "sink/redis.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "sink/redis_uv.h"
+
+#define N_BUCKETS 4096
+
+struct redis_chan {
+  struct redis_chan *next;
+  uint64_t seq;
+  char *channel;
+  char *key;
+  char *msg; /* the latest message, NULL until the first */
+  size_t msg_len, msg_cap;
+};
+
+static void redis_retry_cb(uv_timer_t *timer);
+static void redis_maybe_finish(struct redis_sink *r);
+
+/* ---- helpers ---- */
+
+static uint64_t rng_next(struct redis_sink *r) {
+  uint64_t x = r->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  r->rng = x;
+  return x;
+}
+
+static uint32_t hash_str(const char *s) {
+  uint32_t h = 2166136261u;
+  while (*s)
+    h = (h ^ (unsigned char)*s++) * 16777619u;
+  return h;
+}
+
+/* errstr = "what: detail" */
+static void set_err(struct redis_sink *r, const char *what,
+                    const char *detail) {
+  snprintf(r->errstr, sizeof r->errstr, "%s: %s", what,
+           detail ? detail : "unknown error");
+}
+
+static struct redis_chan *chan_get(struct redis_sink *r, const char *channel,
+                                   const char *key) {
+  uint32_t b = hash_str(channel) % N_BUCKETS;
+  struct redis_chan *c;
+  size_t cl, kl;
+  for (c = r->buckets[b]; c; c = c->next)
+    if (strcmp(c->channel, channel) == 0)
+      return c;
+  if (r->n_chans >= REDIS_SINK_MAX_CHANNELS)
+    return NULL;
+  cl = strlen(channel) + 1;
+  kl = strlen(key) + 1;
+  c = calloc(1, sizeof *c + cl + kl);
+  if (!c)
+    return NULL;
+  c->channel = (char *)(c + 1);
+  c->key = c->channel + cl;
+  memcpy(c->channel, channel, cl);
+  memcpy(c->key, key, kl);
+  c->next = r->buckets[b];
+  r->buckets[b] = c;
+  r->n_chans++;
+  return c;
+}
+
+static int chan_keep(struct redis_chan *c, const char *msg, size_t len) {
+  if (len > c->msg_cap) {
+    char *p = realloc(c->msg, len);
+    if (!p)
+      return BL_ENOMEM;
+    c->msg = p;
+    c->msg_cap = len;
+  }
+  memcpy(c->msg, msg, len);
+  c->msg_len = len;
+  return 0;
+}
+
+/* ---- replies ---- */
+
+static void redis_reply_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  struct redis_sink *r = priv;
+  redisReply *rep = reply;
+  (void)ac;
+  r->inflight--;
+  if (rep && rep->type == REDIS_REPLY_ERROR) {
+    r->errors++;
+    set_err(r, "reply", rep->str);
+    log_limited(BL_LOG_WARN, "redis", "error reply: %s", rep->str);
+  }
+}
+
+static int send_set(struct redis_sink *r, const char *key, const char *msg,
+                    size_t len, int with_ttl) {
+  char ttl[24];
+  const char *argv[5] = {"SET", key, msg, "EX", ttl};
+  size_t lens[5] = {3, strlen(key), len, 2, 0};
+  lens[4] = (size_t)snprintf(ttl, sizeof ttl, "%d", r->ttl);
+  if (redisAsyncCommandArgv(r->ac, redis_reply_cb, r, with_ttl ? 5 : 3, argv,
+                            lens) != REDIS_OK)
+    return BL_EREDIS;
+  r->inflight++;
+  return 0;
+}
+
+static int send_publish(struct redis_sink *r, const char *channel,
+                        const char *msg, size_t len) {
+  const char *argv[3] = {"PUBLISH", channel, msg};
+  size_t lens[3] = {7, strlen(channel), len};
+  if (redisAsyncCommandArgv(r->ac, redis_reply_cb, r, 3, argv, lens) !=
+      REDIS_OK)
+    return BL_EREDIS;
+  r->inflight++;
+  return 0;
+}
+
+static void write_symbols(struct redis_sink *r) {
+  if (!r->symbols_json || r->state != REDIS_SINK_UP || !r->ac)
+    return;
+  buf_reset(&r->name);
+  if (buf_printf(&r->name, "%s:symbols:active", r->prefix) == 0)
+    send_set(r, r->name.data, r->symbols_json, r->symbols_len, 0);
+  buf_reset(&r->name);
+}
+
+/* After (re)connecting: every latest key again, from memory. This burst
+ * is bounded by the channel table (REDIS_SINK_MAX_CHANNELS) and is not
+ * held to max_inflight, so no latest value is lost to the cap. */
+static void rewrite_latest(struct redis_sink *r) {
+  size_t i, n = 0;
+  struct redis_chan *c;
+  for (i = 0; i < N_BUCKETS; i++)
+    for (c = r->buckets[i]; c; c = c->next)
+      if (c->msg && r->ac && send_set(r, c->key, c->msg, c->msg_len, 1) == 0)
+        n++;
+  if (n)
+    log_info("redis", "rewrote %zu latest keys", n);
+}
+
+static void go_up(struct redis_sink *r) {
+  r->state = REDIS_SINK_UP;
+  r->backoff = r->backoff_min;
+  if (r->ever_up)
+    r->reconnects++;
+  r->ever_up = 1;
+  log_info("redis", "connected to %s:%d db %d", r->host, r->port, r->db);
+  write_symbols(r);
+  rewrite_latest(r);
+}
+
+static void redis_auth_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  struct redis_sink *r = priv;
+  redisReply *rep = reply;
+  r->inflight--;
+  if (!rep || r->ac != ac)
+    return;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    r->errors++;
+    set_err(r, "AUTH failed", rep->str);
+    log_limited(BL_LOG_ERROR, "redis", "AUTH failed: %s", rep->str);
+    redisAsyncDisconnect(ac);
+  }
+}
+
+static void redis_select_cb(redisAsyncContext *ac, void *reply, void *priv) {
+  struct redis_sink *r = priv;
+  redisReply *rep = reply;
+  r->inflight--;
+  if (!rep || r->ac != ac || (ac->c.flags & REDIS_DISCONNECTING))
+    return; /* lost, replaced, or AUTH already failed */
+  if (rep->type == REDIS_REPLY_ERROR) {
+    r->errors++;
+    snprintf(r->errstr, sizeof r->errstr, "SELECT %d failed: %s", r->db,
+             rep->str);
+    log_limited(BL_LOG_ERROR, "redis", "%s", r->errstr);
+    redisAsyncDisconnect(ac);
+    return;
+  }
+  go_up(r);
+}
+
+/* ---- connection ---- */
+
+static void schedule_retry(struct redis_sink *r) {
+  uint64_t delay, half;
+  r->state = REDIS_SINK_DOWN;
+  if (r->closing)
+    return;
+  half = r->backoff / 2;
+  delay = half + rng_next(r) % (half + 1);
+  r->backoff =
+      r->backoff * 2 > r->backoff_max ? r->backoff_max : r->backoff * 2;
+  uv_timer_start(&r->timer, redis_retry_cb, delay, 0);
+}
+
+static void redis_connect_cb(const redisAsyncContext *ac, int status) {
+  struct redis_sink *r = ac->data;
+  if (r->ac != ac)
+    return;
+  if (status == REDIS_OK)
+    return;     /* UP once SELECT answers */
+  r->ac = NULL; /* hiredis frees it after this callback */
+  r->errors++;
+  set_err(r, "connect", ac->errstr);
+  log_limited(BL_LOG_WARN, "redis", "connect to %s:%d failed: %s", r->host,
+              r->port, ac->errstr);
+  if (r->closing)
+    redis_maybe_finish(r);
+  else
+    schedule_retry(r);
+}
+
+static void redis_disconnect_cb(const redisAsyncContext *ac, int status) {
+  struct redis_sink *r = ac->data;
+  if (r->ac != ac)
+    return;
+  r->ac = NULL; /* hiredis frees it after this callback */
+  if (r->closing) {
+    r->state = REDIS_SINK_DOWN;
+    redis_maybe_finish(r);
+    return;
+  }
+  /* hiredis reports REDIS_OK when the context was freed on purpose, as
+   * the adapter's watchdog does after setting ac->err. */
+  if (status != REDIS_OK || ac->err) {
+    r->errors++;
+    set_err(r, "connection lost", ac->errstr);
+    log_limited(BL_LOG_WARN, "redis", "connection lost: %s", ac->errstr);
+  } else {
+    log_limited(BL_LOG_WARN, "redis", "disconnected (%s)", r->errstr);
+  }
+  schedule_retry(r);
+}
+
+static void connect_to(struct redis_sink *r, const char *ip) {
+  redisAsyncContext *ac = redisAsyncConnect(ip, r->port);
+  int rv;
+  const char *argv[2];
+  size_t lens[2];
+  char db[16];
+  if (!ac) {
+    set_err(r, "connect", "out of memory");
+    schedule_retry(r);
+    return;
+  }
+  if (ac->err) {
+    r->errors++;
+    set_err(r, "connect", ac->errstr);
+    log_limited(BL_LOG_WARN, "redis", "connect to %s:%d failed: %s", ip,
+                r->port, ac->errstr);
+    redisAsyncFree(ac);
+    schedule_retry(r);
+    return;
+  }
+  rv = redis_uv_attach(ac, r->loop, r->connect_timeout, r->command_timeout);
+  if (rv) {
+    set_err(r, "attach", bl_strerror(rv));
+    redisAsyncFree(ac);
+    schedule_retry(r);
+    return;
+  }
+  ac->data = r;
+  r->ac = ac;
+  r->state = REDIS_SINK_CONNECTING;
+  redisAsyncSetConnectCallback(ac, redis_connect_cb);
+  redisAsyncSetDisconnectCallback(ac, redis_disconnect_cb);
+  redisEnableKeepAlive(&ac->c);
+  if (r->password && r->password[0]) {
+    argv[0] = "AUTH";
+    argv[1] = r->password;
+    lens[0] = 4;
+    lens[1] = strlen(r->password);
+    if (redisAsyncCommandArgv(ac, redis_auth_cb, r, 2, argv, lens) == REDIS_OK)
+      r->inflight++;
+  }
+  argv[0] = "SELECT";
+  argv[1] = db;
+  lens[0] = 6;
+  lens[1] = (size_t)snprintf(db, sizeof db, "%d", r->db);
+  if (redisAsyncCommandArgv(ac, redis_select_cb, r, 2, argv, lens) == REDIS_OK)
+    r->inflight++;
+}
+
+static void redis_gai_cb(uv_getaddrinfo_t *req, int status,
+                         struct addrinfo *res) {
+  struct redis_sink *r = req->data;
+  char ip[64];
+  int rv = UV_EAI_NONAME;
+  r->resolving = 0;
+  if (r->closing) {
+    uv_freeaddrinfo(res);
+    redis_maybe_finish(r);
+    return;
+  }
+  if (status == 0 && res) {
+    if (res->ai_family == AF_INET6)
+      rv = uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, ip, sizeof ip);
+    else
+      rv = uv_ip4_name((struct sockaddr_in *)res->ai_addr, ip, sizeof ip);
+  } else if (status < 0) {
+    rv = status;
+  }
+  uv_freeaddrinfo(res);
+  if (rv) {
+    r->errors++;
+    set_err(r, "resolve", uv_strerror(rv));
+    log_limited(BL_LOG_WARN, "redis", "cannot resolve %s: %s", r->host,
+                uv_strerror(rv));
+    schedule_retry(r);
+    return;
+  }
+  connect_to(r, ip);
+}
+
+static void connect_begin(struct redis_sink *r) {
+  struct addrinfo hints;
+  char port[16];
+  int rv;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(port, sizeof port, "%d", r->port);
+  r->state = REDIS_SINK_RESOLVING;
+  r->gai.data = r;
+  rv = uv_getaddrinfo(r->loop, &r->gai, redis_gai_cb, r->host, port, &hints);
+  if (rv) {
+    r->errors++;
+    set_err(r, "resolve", uv_strerror(rv));
+    schedule_retry(r);
+    return;
+  }
+  r->resolving = 1;
+}
+
+static void redis_retry_cb(uv_timer_t *timer) {
+  struct redis_sink *r = timer->data;
+  if (!r->closing && r->state == REDIS_SINK_DOWN)
+    connect_begin(r);
+}
+
+/* ---- public ---- */
+
+static char *dup_default(const char *s, const char *def) {
+  return strdup(s ? s : def);
+}
+
+int redis_sink_init(uv_loop_t *loop, struct redis_sink *r,
+                    const struct redis_sink_opts *o) {
+  static const struct redis_sink_opts none;
+  memset(r, 0, sizeof *r);
+  if (!o)
+    o = &none;
+  if (o->port < 0 || o->port > 65535 || o->db < 0 || o->live_data_ttl < 0)
+    return BL_EINVAL;
+  r->loop = loop;
+  r->host = dup_default(o->host, "localhost");
+  r->prefix = dup_default(o->key_prefix, "binance");
+  r->password = dup_default(o->password, "");
+  r->buckets = calloc(N_BUCKETS, sizeof *r->buckets);
+  if (!r->host || !r->prefix || !r->password || !r->buckets) {
+    free(r->host);
+    free(r->prefix);
+    free(r->password);
+    free(r->buckets);
+    return BL_ENOMEM;
+  }
+  if (r->password[0])
+    log_add_secret(r->password);
+  r->port = o->port ? o->port : 6379;
+  r->db = o->db;
+  r->ttl = o->live_data_ttl ? o->live_data_ttl : 60;
+  r->max_inflight = o->max_inflight ? o->max_inflight : REDIS_SINK_MAX_INFLIGHT;
+  r->backoff_min = o->backoff_min_ms ? o->backoff_min_ms : 100;
+  r->backoff_max = o->backoff_max_ms ? o->backoff_max_ms : 10000;
+  if (r->backoff_max < r->backoff_min)
+    r->backoff_max = r->backoff_min;
+  r->backoff = r->backoff_min;
+  r->connect_timeout = o->connect_timeout_ms ? o->connect_timeout_ms : 5000;
+  r->command_timeout = o->command_timeout_ms ? o->command_timeout_ms : 10000;
+  r->close_timeout = o->close_timeout_ms ? o->close_timeout_ms : 10000;
+  r->rng = uv_hrtime() ^ (uint64_t)(uintptr_t)r;
+  if (!r->rng)
+    r->rng = 0x9e3779b97f4a7c15ull;
+  buf_init(&r->msg, REDIS_SINK_MSG_MAX);
+  buf_init(&r->name, 4096);
+  uv_timer_init(loop, &r->timer);
+  r->timer.data = r;
+  r->state = REDIS_SINK_DOWN;
+  return 0;
+}
+
+int redis_sink_start(struct redis_sink *r) {
+  if (r->closing || r->state != REDIS_SINK_DOWN || r->ac || r->resolving)
+    return BL_ESTATE;
+  connect_begin(r);
+  return 0;
+}
+
+int redis_sink_is_up(const struct redis_sink *r) {
+  return r->state == REDIS_SINK_UP && r->ac != NULL;
+}
+
+/* The common path: find the channel, build the message with the next seq,
+ * keep it as the latest value, send SET+PUBLISH or count the drop. */
+static int publish(struct redis_sink *r, enum envelope_kind kind,
+                   const char *symbol, const char *interval, const void *ev) {
+  struct redis_chan *c;
+  char key[512];
+  int rv;
+  if (r->closing)
+    return BL_ESTATE;
+  rv = envelope_name(&r->name, r->prefix, kind, symbol, interval, 1);
+  if (rv || r->name.len >= sizeof key)
+    return rv ? rv : BL_ETOOBIG;
+  memcpy(key, r->name.data, r->name.len + 1);
+  rv = envelope_name(&r->name, r->prefix, kind, symbol, interval, 0);
+  if (rv)
+    return rv;
+  c = chan_get(r, r->name.data, key);
+  if (!c) {
+    r->dropped++;
+    log_limited(BL_LOG_ERROR, "redis", "channel table full (%d): dropping %s",
+                REDIS_SINK_MAX_CHANNELS, r->name.data);
+    return BL_EFULL;
+  }
+  switch (kind) {
+  case ENVELOPE_KLINE:
+    rv = envelope_kline(&r->msg, ev, c->seq + 1);
+    break;
+  case ENVELOPE_TICKER:
+    rv = envelope_ticker(&r->msg, ev, c->seq + 1);
+    break;
+  case ENVELOPE_TRADE:
+    rv = envelope_trade(&r->msg, ev, c->seq + 1);
+    break;
+  default:
+    rv = envelope_depth(&r->msg, ev, c->seq + 1);
+    break;
+  }
+  if (!rv)
+    rv = chan_keep(c, r->msg.data, r->msg.len);
+  if (rv) {
+    r->dropped++;
+    return rv;
+  }
+  c->seq++;
+  if (!redis_sink_is_up(r)) {
+    r->dropped++;
+    return BL_ESTATE;
+  }
+  if (r->inflight + 2 > r->max_inflight) {
+    r->dropped++;
+    log_limited(BL_LOG_WARN, "redis", "%u commands in flight: dropping",
+                r->inflight);
+    return BL_EFULL;
+  }
+  rv = send_set(r, c->key, c->msg, c->msg_len, 1);
+  if (!rv)
+    rv = send_publish(r, c->channel, c->msg, c->msg_len);
+  if (rv) {
+    r->dropped++;
+    return rv;
+  }
+  r->published++;
+  return 0;
+}
+
+int redis_sink_publish_kline(struct redis_sink *r, const struct ev_kline *k) {
+  return publish(r, ENVELOPE_KLINE, k->symbol, k->interval, k);
+}
+
+int redis_sink_publish_ticker(struct redis_sink *r, const struct ev_ticker *t) {
+  return publish(r, ENVELOPE_TICKER, t->symbol, NULL, t);
+}
+
+int redis_sink_publish_trade(struct redis_sink *r, const struct ev_trade *t) {
+  return publish(r, ENVELOPE_TRADE, t->symbol, NULL, t);
+}
+
+int redis_sink_publish_depth(struct redis_sink *r, const struct sink_depth *d) {
+  return publish(r, ENVELOPE_DEPTH, d->symbol, NULL, d);
+}
+
+int redis_sink_set_active_symbols(struct redis_sink *r,
+                                  const char *const *symbols, size_t n) {
+  char *copy;
+  int rv = envelope_symbols(&r->msg, symbols, n);
+  if (rv)
+    return rv;
+  copy = malloc(r->msg.len + 1);
+  if (!copy)
+    return BL_ENOMEM;
+  memcpy(copy, r->msg.data, r->msg.len + 1);
+  free(r->symbols_json);
+  r->symbols_json = copy;
+  r->symbols_len = r->msg.len;
+  write_symbols(r);
+  return 0;
+}
+
+static void redis_timer_closed_cb(uv_handle_t *handle) {
+  struct redis_sink *r = handle->data;
+  size_t i;
+  redis_sink_close_cb cb = r->close_cb;
+  for (i = 0; i < N_BUCKETS; i++) {
+    struct redis_chan *c = r->buckets[i], *next;
+    for (; c; c = next) {
+      next = c->next;
+      free(c->msg);
+      free(c);
+    }
+  }
+  free(r->buckets);
+  r->buckets = NULL;
+  free(r->host);
+  free(r->prefix);
+  free(r->password);
+  free(r->symbols_json);
+  r->host = r->prefix = r->password = r->symbols_json = NULL;
+  buf_free(&r->msg);
+  buf_free(&r->name);
+  r->state = REDIS_SINK_CLOSED;
+  if (cb)
+    cb(r);
+}
+
+static void redis_maybe_finish(struct redis_sink *r) {
+  if (!r->closing || r->ac || r->resolving || r->timer_closed)
+    return;
+  r->timer_closed = 1;
+  uv_timer_stop(&r->timer);
+  uv_close((uv_handle_t *)&r->timer, redis_timer_closed_cb);
+}
+
+static void redis_deadline_cb(uv_timer_t *timer) {
+  struct redis_sink *r = timer->data;
+  redisAsyncContext *ac = r->ac;
+  if (ac) {
+    log_warn("redis",
+             "flush at close took longer than %llu ms: dropping "
+             "%u commands",
+             (unsigned long long)r->close_timeout, r->inflight);
+    r->ac = NULL;
+    redisAsyncFree(ac);
+  }
+  redis_maybe_finish(r);
+}
+
+void redis_sink_close(struct redis_sink *r, redis_sink_close_cb cb) {
+  redisAsyncContext *ac = r->ac;
+  if (r->closing)
+    return;
+  r->closing = 1;
+  r->close_cb = cb;
+  uv_timer_stop(&r->timer);
+  if (r->resolving)
+    uv_cancel((uv_req_t *)&r->gai); /* its callback still runs */
+  if (ac && r->state == REDIS_SINK_UP) {
+    /* Arm the deadline first: the disconnect may complete right here. */
+    uv_timer_start(&r->timer, redis_deadline_cb, r->close_timeout, 0);
+    redisAsyncDisconnect(ac);
+  } else if (ac) {
+    r->ac = NULL; /* still connecting: nothing worth flushing */
+    redisAsyncFree(ac);
+  }
+  redis_maybe_finish(r);
+}

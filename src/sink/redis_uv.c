@@ -1,0 +1,178 @@
+/*
+ * redis_uv.c: hiredis 0.14.1 async contexts on libuv (see redis_uv.h).
+ *
+ * hiredis drives us through ac->ev: addRead/delRead/addWrite/delWrite
+ * change the events of the one uv_poll_t on the context's fd, cleanup
+ * (called by hiredis right before it frees the context and closes the fd)
+ * stops and closes the poll and the watchdog. Our struct outlives the
+ * context until both handles' close callbacks ran.
+ */
+#include "sink/redis_uv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+struct redis_uv {
+  redisAsyncContext *ac; /* NULL after cleanup */
+  uv_poll_t poll;
+  uv_timer_t watchdog;
+  int events;
+  int handles_open;
+  uint64_t connect_ms, command_ms;
+  uint64_t attached_at, last_read_at;
+};
+
+static void redis_uv_handle_closed(uv_handle_t *handle) {
+  struct redis_uv *p = handle->data;
+  if (--p->handles_open == 0)
+    free(p);
+}
+
+static void redis_uv_poll_cb(uv_poll_t *poll, int status, int events) {
+  struct redis_uv *p = poll->data;
+  if (status < 0) {
+    /* POLLERR/POLLHUP: libuv stopped the handle. Let hiredis find out
+     * (connect failure, reset) through the events it asked for. */
+    events = p->events;
+    if (!events)
+      events = UV_READABLE;
+  }
+  if (p->ac && (events & UV_READABLE)) {
+    p->last_read_at = uv_now(poll->loop);
+    redisAsyncHandleRead(p->ac);
+  }
+  if (p->ac && (events & UV_WRITABLE))
+    redisAsyncHandleWrite(p->ac);
+  /* After an error libuv stopped the poll; restart it if the context
+   * survived and still wants events. */
+  if (status < 0 && p->ac && p->events)
+    uv_poll_start(&p->poll, p->events, redis_uv_poll_cb);
+}
+
+static void redis_uv_update(struct redis_uv *p) {
+  int rv;
+  if (!p->ac)
+    return;
+  if (p->events)
+    rv = uv_poll_start(&p->poll, p->events, redis_uv_poll_cb);
+  else
+    rv = uv_poll_stop(&p->poll);
+  if (rv)
+    log_limited(BL_LOG_ERROR, "redis", "uv_poll_start: %s", uv_strerror(rv));
+}
+
+static void redis_uv_add_read(void *privdata) {
+  struct redis_uv *p = privdata;
+  p->events |= UV_READABLE;
+  redis_uv_update(p);
+}
+
+static void redis_uv_del_read(void *privdata) {
+  struct redis_uv *p = privdata;
+  p->events &= ~UV_READABLE;
+  redis_uv_update(p);
+}
+
+static void redis_uv_add_write(void *privdata) {
+  struct redis_uv *p = privdata;
+  p->events |= UV_WRITABLE;
+  redis_uv_update(p);
+}
+
+static void redis_uv_del_write(void *privdata) {
+  struct redis_uv *p = privdata;
+  p->events &= ~UV_WRITABLE;
+  redis_uv_update(p);
+}
+
+static void redis_uv_cleanup(void *privdata) {
+  struct redis_uv *p = privdata;
+  p->ac = NULL;
+  p->events = 0;
+  uv_poll_stop(&p->poll);
+  uv_timer_stop(&p->watchdog);
+  uv_close((uv_handle_t *)&p->poll, redis_uv_handle_closed);
+  uv_close((uv_handle_t *)&p->watchdog, redis_uv_handle_closed);
+}
+
+/* Fails the context as hiredis would on an I/O error. */
+static void redis_uv_fail(struct redis_uv *p, const char *why) {
+  redisAsyncContext *ac = p->ac;
+  int connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+  ac->c.err = REDIS_ERR_IO;
+  snprintf(ac->c.errstr, sizeof ac->c.errstr, "%s", why);
+  ac->err = ac->c.err;
+  ac->errstr = ac->c.errstr;
+  /* hiredis calls onConnect(REDIS_ERR) for a failed connect and then
+   * frees without onDisconnect; mirror that for a connect timeout. */
+  if (!connected && ac->onConnect)
+    ac->onConnect(ac, REDIS_ERR);
+  redisAsyncFree(ac); /* onDisconnect(REDIS_ERR) when it was connected */
+}
+
+static void redis_uv_watchdog_cb(uv_timer_t *timer) {
+  struct redis_uv *p = timer->data;
+  uint64_t now = uv_now(timer->loop);
+  redisAsyncContext *ac = p->ac;
+  if (!ac)
+    return;
+  if (!(ac->c.flags & REDIS_CONNECTED)) {
+    if (p->connect_ms && now - p->attached_at >= p->connect_ms)
+      redis_uv_fail(p, "connect timeout");
+    return;
+  }
+  if (!ac->replies.head) {
+    p->last_read_at = now; /* nothing awaited: the clock starts later */
+    return;
+  }
+  if (p->command_ms && now - p->last_read_at >= p->command_ms)
+    redis_uv_fail(p, "command timeout");
+}
+
+int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, uint64_t connect_ms,
+                    uint64_t command_ms) {
+  struct redis_uv *p;
+  uint64_t tick;
+  int rv;
+  if (!ac || ac->ev.data)
+    return BL_EINVAL;
+  p = calloc(1, sizeof *p);
+  if (!p)
+    return BL_ENOMEM;
+  rv = uv_poll_init_socket(loop, &p->poll, ac->c.fd);
+  if (rv) {
+    free(p);
+    return rv;
+  }
+  uv_timer_init(loop, &p->watchdog); /* cannot fail */
+  p->poll.data = p;
+  p->watchdog.data = p;
+  p->handles_open = 2;
+  p->ac = ac;
+  p->connect_ms = connect_ms;
+  p->command_ms = command_ms;
+  p->attached_at = p->last_read_at = uv_now(loop);
+
+  tick = 250;
+  if (connect_ms && connect_ms / 4 < tick)
+    tick = connect_ms / 4;
+  if (command_ms && command_ms / 4 < tick)
+    tick = command_ms / 4;
+  if (tick < 5)
+    tick = 5;
+  if (connect_ms || command_ms)
+    uv_timer_start(&p->watchdog, redis_uv_watchdog_cb, tick, tick);
+  uv_unref((uv_handle_t *)&p->watchdog); /* the poll keeps the loop alive */
+
+  ac->ev.data = p;
+  ac->ev.addRead = redis_uv_add_read;
+  ac->ev.delRead = redis_uv_del_read;
+  ac->ev.addWrite = redis_uv_add_write;
+  ac->ev.delWrite = redis_uv_del_write;
+  ac->ev.cleanup = redis_uv_cleanup;
+  return 0;
+}

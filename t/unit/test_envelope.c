@@ -1,0 +1,241 @@
+/*
+ * test_envelope.c: exact JSON of every Redis message kind, string
+ * escaping (quotes, control bytes, UTF-8, invalid UTF-8), channel and key
+ * names, and the size limit.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "sink/envelope.h"
+
+static void kline_exact(void **state) {
+  struct buf b;
+  struct ev_kline k = {
+      .symbol = "BTCUSDT",
+      .interval = "1m",
+      .event_time = 1634043000123,
+      .open_time = 1634042940000,
+      .close_time = 1634042999999,
+      .first_trade_id = 1077455000,
+      .last_trade_id = 1077455999,
+      .trades_count = 1000,
+      .open = "56012.34000000",
+      .high = "56100.00000000",
+      .low = "55990.01000000",
+      .close = "56050.00000000",
+      .volume = "12.34500000",
+      .quote_volume = "691234.56789000",
+      .taker_buy_volume = "6.00000000",
+      .taker_buy_quote_volume = "336000.00000000",
+      .is_closed = 1,
+  };
+  (void)state;
+  buf_init(&b, 4096);
+  assert_int_equal(envelope_kline(&b, &k, 42), 0);
+  assert_string_equal(
+      b.data,
+      "{\"type\":\"kline\",\"symbol\":\"BTCUSDT\",\"timestamp\":1634043000123,"
+      "\"seq\":42,\"data\":{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\","
+      "\"open_time\":1634042940000,\"close_time\":1634042999999,"
+      "\"open_price\":\"56012.34000000\",\"high_price\":\"56100.00000000\","
+      "\"low_price\":\"55990.01000000\",\"close_price\":\"56050.00000000\","
+      "\"volume\":\"12.34500000\",\"quote_volume\":\"691234.56789000\","
+      "\"trades_count\":1000,\"taker_buy_volume\":\"6.00000000\","
+      "\"taker_buy_quote_volume\":\"336000.00000000\","
+      "\"first_trade_id\":1077455000,\"last_trade_id\":1077455999,"
+      "\"is_closed\":true,\"source\":\"ws\"}}");
+  k.is_closed = 0;
+  assert_int_equal(envelope_kline(&b, &k, 43), 0);
+  assert_non_null(strstr(b.data, "\"seq\":43,"));
+  assert_non_null(strstr(b.data, "\"is_closed\":false,"));
+  buf_free(&b);
+}
+
+static void ticker_exact(void **state) {
+  struct buf b;
+  struct ev_ticker t = {
+      .symbol = "ETHUSDT",
+      .event_time = 1634043000500,
+      .price = "3500.10",
+      .price_change = "-12.50",
+      .price_change_percent = "-0.356",
+      .weighted_avg_price = "3490.00",
+      .open_price = "3512.60",
+      .high = "3600.00",
+      .low = "3400.00",
+      .volume = "100000.5",
+      .quote_volume = "349000000.25",
+      .bid_price = "3500.09",
+      .bid_qty = "1.5",
+      .ask_price = "3500.11",
+      .ask_qty = "2.25",
+      .trades_count = 123456,
+      .first_trade_id = 1,
+      .last_trade_id = 123456,
+  };
+  (void)state;
+  buf_init(&b, 4096);
+  assert_int_equal(envelope_ticker(&b, &t, 1), 0);
+  assert_string_equal(
+      b.data,
+      "{\"type\":\"ticker\",\"symbol\":\"ETHUSDT\",\"timestamp\":1634043000500,"
+      "\"seq\":1,\"data\":{\"symbol\":\"ETHUSDT\","
+      "\"timestamp\":1634043000500,\"price\":\"3500.10\","
+      "\"price_change_24h\":\"-12.50\",\"price_change_percent_24h\":\"-0.356\","
+      "\"weighted_avg_price\":\"3490.00\",\"open_price_24h\":\"3512.60\","
+      "\"high_24h\":\"3600.00\",\"low_24h\":\"3400.00\","
+      "\"volume_24h\":\"100000.5\",\"quote_volume_24h\":\"349000000.25\","
+      "\"bid_price\":\"3500.09\",\"bid_qty\":\"1.5\","
+      "\"ask_price\":\"3500.11\",\"ask_qty\":\"2.25\","
+      "\"trades_count_24h\":123456,\"first_trade_id\":1,"
+      "\"last_trade_id\":123456}}");
+  buf_free(&b);
+}
+
+static void trade_exact(void **state) {
+  struct buf b;
+  struct ev_trade t = {
+      .symbol = "BNBBTC",
+      .event_time = 1634043000999,
+      .agg_trade_id = 12345,
+      .price = "0.00812300",
+      .quantity = "100.00000000",
+      .first_trade_id = 100,
+      .last_trade_id = 105,
+      .trade_time = 1634043000998,
+      .is_buyer_maker = 0,
+  };
+  (void)state;
+  buf_init(&b, 4096);
+  assert_int_equal(envelope_trade(&b, &t, 18446744073709551615ULL), 0);
+  assert_string_equal(
+      b.data,
+      "{\"type\":\"trade\",\"symbol\":\"BNBBTC\",\"timestamp\":1634043000999,"
+      "\"seq\":18446744073709551615,\"data\":{\"symbol\":\"BNBBTC\","
+      "\"agg_trade_id\":12345,\"price\":\"0.00812300\","
+      "\"quantity\":\"100.00000000\",\"first_trade_id\":100,"
+      "\"last_trade_id\":105,\"trade_time\":1634043000998,"
+      "\"is_buyer_maker\":false,\"source\":\"ws\"}}");
+  buf_free(&b);
+}
+
+static void depth_exact(void **state) {
+  struct buf b;
+  static const struct ev_level bids[] = {{"100.5", "1.0"}, {"100.4", "2.5"}};
+  static const struct ev_level asks[] = {{"100.6", "0.1"}};
+  struct sink_depth d = {.symbol = "BTCUSDT",
+                         .event_time = 1634043000100,
+                         .last_update_id = 987654321,
+                         .synced = 1,
+                         .bids = bids,
+                         .n_bids = 2,
+                         .asks = asks,
+                         .n_asks = 1};
+  (void)state;
+  buf_init(&b, 4096);
+  assert_int_equal(envelope_depth(&b, &d, 7), 0);
+  assert_string_equal(
+      b.data,
+      "{\"type\":\"depth\",\"symbol\":\"BTCUSDT\",\"timestamp\":1634043000100,"
+      "\"seq\":7,\"data\":{\"symbol\":\"BTCUSDT\","
+      "\"timestamp\":1634043000100,\"last_update_id\":987654321,"
+      "\"book_state\":\"synced\",\"bids\":[[\"100.5\",\"1.0\"],"
+      "[\"100.4\",\"2.5\"]],\"asks\":[[\"100.6\",\"0.1\"]]}}");
+  /* A resyncing book is published with empty sides, whatever it holds. */
+  d.synced = 0;
+  assert_int_equal(envelope_depth(&b, &d, 8), 0);
+  assert_string_equal(
+      b.data,
+      "{\"type\":\"depth\",\"symbol\":\"BTCUSDT\",\"timestamp\":1634043000100,"
+      "\"seq\":8,\"data\":{\"symbol\":\"BTCUSDT\","
+      "\"timestamp\":1634043000100,\"last_update_id\":987654321,"
+      "\"book_state\":\"resyncing\",\"bids\":[],\"asks\":[]}}");
+  buf_free(&b);
+}
+
+static void string_escaping(void **state) {
+  struct buf b;
+  (void)state;
+  buf_init(&b, 4096);
+  assert_int_equal(envelope_append_string(&b, "a\"b\\c\n\r\t\b\f\x01\x1f"), 0);
+  assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\"");
+  buf_reset(&b);
+  /* valid UTF-8 passes through: é, 币, 😀 */
+  assert_int_equal(
+      envelope_append_string(&b, "\xc3\xa9\xe5\xb8\x81\xf0\x9f\x98\x80"), 0);
+  assert_string_equal(b.data, "\"\xc3\xa9\xe5\xb8\x81\xf0\x9f\x98\x80\"");
+  buf_reset(&b);
+  /* invalid: lone continuation, truncated, overlong, surrogate, > U+10FFFF */
+  assert_int_equal(envelope_append_string(
+                       &b, "\x80x\xc3\xc0\xafy\xed\xa0\x80\xf4\x90\x80\x80"),
+                   0);
+  assert_string_equal(b.data, "\"\\ufffdx\\ufffd\\ufffd\\ufffdy\\ufffd\\ufffd"
+                              "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+  buf_free(&b);
+}
+
+static void symbols_array(void **state) {
+  struct buf b;
+  const char *syms[] = {"BTCUSDT", "ETHUSDT", "X\"Y"};
+  (void)state;
+  buf_init(&b, 4096);
+  assert_int_equal(envelope_symbols(&b, syms, 3), 0);
+  assert_string_equal(b.data, "[\"BTCUSDT\",\"ETHUSDT\",\"X\\\"Y\"]");
+  assert_int_equal(envelope_symbols(&b, syms, 0), 0);
+  assert_string_equal(b.data, "[]");
+  buf_free(&b);
+}
+
+static void names(void **state) {
+  struct buf b;
+  (void)state;
+  buf_init(&b, 256);
+  assert_int_equal(
+      envelope_name(&b, "binance", ENVELOPE_KLINE, "BTCUSDT", "1m", 0), 0);
+  assert_string_equal(b.data, "binance:kline:BTCUSDT:1m");
+  assert_int_equal(
+      envelope_name(&b, "binance", ENVELOPE_KLINE, "BTCUSDT", "1M", 1), 0);
+  assert_string_equal(b.data, "binance:latest:kline:BTCUSDT:1M");
+  assert_int_equal(envelope_name(&b, "p", ENVELOPE_TICKER, "ETHUSDT", NULL, 0),
+                   0);
+  assert_string_equal(b.data, "p:ticker:ETHUSDT");
+  assert_int_equal(envelope_name(&b, "p", ENVELOPE_DEPTH, "ETHUSDT", "1m", 1),
+                   0);
+  assert_string_equal(b.data, "p:latest:depth:ETHUSDT");
+  assert_int_equal(envelope_name(&b, "p", ENVELOPE_TRADE, "ETHUSDT", NULL, 0),
+                   0);
+  assert_string_equal(b.data, "p:trade:ETHUSDT");
+  assert_int_equal(envelope_name(&b, "p", ENVELOPE_KLINE, "ETHUSDT", NULL, 0),
+                   BL_EINVAL);
+  assert_int_equal(envelope_name(&b, "p", ENVELOPE_TRADE, "", NULL, 0),
+                   BL_EINVAL);
+  assert_int_equal(
+      envelope_name(&b, "p", (enum envelope_kind)9, "ETHUSDT", NULL, 0),
+      BL_EINVAL);
+  assert_string_equal(envelope_kind_name(ENVELOPE_DEPTH), "depth");
+  buf_free(&b);
+}
+
+static void size_limit(void **state) {
+  struct buf b;
+  struct ev_trade t = {.symbol = "BTCUSDT", .price = "1", .quantity = "2"};
+  (void)state;
+  buf_init(&b, 64);
+  assert_int_equal(envelope_trade(&b, &t, 1), BL_ETOOBIG);
+  buf_free(&b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(kline_exact),     cmocka_unit_test(ticker_exact),
+      cmocka_unit_test(trade_exact),     cmocka_unit_test(depth_exact),
+      cmocka_unit_test(string_escaping), cmocka_unit_test(symbols_array),
+      cmocka_unit_test(names),           cmocka_unit_test(size_limit),
+  };
+  return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
+}
