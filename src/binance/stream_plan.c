@@ -62,19 +62,31 @@ int plan_symbol_streams(const char *symbol, const struct plan_types *t,
 }
 
 int plan_url(struct buf *url, const char *base, const char *const *symbols,
-             int n_symbols, const struct plan_types *t) {
+             int n_symbols, const struct plan_types *t, size_t max_len) {
   char names[PLAN_MAX_STREAMS_PER_SYMBOL][EV_STREAM_MAX];
+  size_t start = url->len;
   int rv = buf_printf(url, "%s/stream?streams=", base);
-  int first = 1;
+  int first = 1, included = 0;
   for (int i = 0; !rv && i < n_symbols; i++) {
+    size_t before = url->len;
+    int was_first = first;
     int n =
         plan_symbol_streams(symbols[i], t, names, PLAN_MAX_STREAMS_PER_SYMBOL);
     for (int j = 0; !rv && j < n; j++) {
       rv = buf_printf(url, "%s%s", first ? "" : "/", names[j]);
       first = 0;
     }
+    if (!rv && included && url->len - start > max_len) {
+      /* This symbol does not fit: it is left for a SUBSCRIBE. */
+      url->len = before;
+      url->data[before] = '\0';
+      first = was_first;
+      break;
+    }
+    if (!rv)
+      included++;
   }
-  return rv;
+  return rv ? rv : included;
 }
 
 int plan_request(struct buf *out, int subscribe, int64_t id,

@@ -40,10 +40,18 @@ int plan_symbols_per_connection(const struct plan_types *t, int max_streams);
 int plan_symbol_streams(const char *symbol, const struct plan_types *t,
                         char names[][EV_STREAM_MAX], int max);
 
-/* Appends "<base>/stream?streams=a/b/c" for |symbols| to |url|. |base| is
- * binance.ws_url without a trailing slash. Returns 0 or a buf error. */
+/* Longest connection URL the stream manager builds. Servers (and the
+ * project's mock, whose request-path limit is 2048 bytes) refuse very long
+ * request lines, so symbols that do not fit are subscribed after the
+ * connection opens. */
+#define PLAN_URL_MAX 2000
+
+/* Appends "<base>/stream?streams=a/b/c" for as many of |symbols| as fit in
+ * |max_len| bytes (at least one symbol, whole symbols only) to |url|.
+ * |base| is binance.ws_url without a trailing slash. Returns the number of
+ * symbols included, or a negative buf error. */
 int plan_url(struct buf *url, const char *base, const char *const *symbols,
-             int n_symbols, const struct plan_types *t);
+             int n_symbols, const struct plan_types *t, size_t max_len);
 
 /* Appends {"method":"SUBSCRIBE"|"UNSUBSCRIBE","params":[...],"id":N} for
  * the streams of |symbols|. Returns 0 or a buf error. */

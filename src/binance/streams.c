@@ -423,7 +423,7 @@ static void sconn_connect(struct stream_conn *c) {
   struct ws_callbacks cb = {on_ws_open, on_ws_message, on_ws_close, NULL};
   struct ws_options opt;
   struct buf url;
-  int rv;
+  int rv, in_url;
 
   memset(&opt, 0, sizeof opt);
   opt.max_message = s->cfg.max_message;
@@ -432,19 +432,28 @@ static void sconn_connect(struct stream_conn *c) {
   opt.max_msgs_per_sec = 5;
 
   buf_init(&url, 64 * 1024);
-  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols, c->n_symbols,
-                &s->cfg.types);
-  if (rv) {
-    log_error("streams", "conn %d: URL too long", c->id);
+  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols,
+                c->n_symbols, &s->cfg.types, PLAN_URL_MAX);
+  if (rv < 0) {
+    log_error("streams", "conn %d: cannot build the URL", c->id);
     buf_free(&url);
     return;
   }
+  in_url = rv;
   ws_init(s->loop, &c->ws, &cb, &opt);
   c->ws.data = c;
   c->ws_active = 1;
   c->state = SCONN_CONNECTING;
   rv = ws_connect(&c->ws, url.data, s->cfg.tls);
   buf_free(&url);
+  if (!rv && in_url < c->n_symbols) {
+    /* The rest are subscribed as soon as the connection opens, in
+     * batches under the request pacing. */
+    for (int k = in_url; k < c->n_symbols; k += 64) {
+      int take = c->n_symbols - k < 64 ? c->n_symbols - k : 64;
+      queue_request(c, 1, (const char *const *)c->symbols + k, take);
+    }
+  }
   if (rv) {
     log_error("streams", "conn %d: cannot connect: %s", c->id, bl_strerror(rv));
     c->state = SCONN_BACKOFF;

@@ -53,10 +53,17 @@ static void url_and_request(void **state) {
   t.kline = 0;
   t.ticker = 0;
   buf_init(&b, 4096);
-  assert_int_equal(plan_url(&b, "wss://x:9443", syms, 2, &t), 0);
+  assert_int_equal(plan_url(&b, "wss://x:9443", syms, 2, &t, PLAN_URL_MAX),
+                   2);
   assert_string_equal(b.data,
                       "wss://x:9443/stream?streams=btcusdt@depth@100ms/"
                       "btcusdt@aggTrade/ethusdt@depth@100ms/ethusdt@aggTrade");
+  /* Too long for both: the first symbol goes in the URL, the second
+   * will be subscribed. */
+  buf_reset(&b);
+  assert_int_equal(plan_url(&b, "wss://x:9443", syms, 2, &t, 60), 1);
+  assert_string_equal(b.data, "wss://x:9443/stream?streams=btcusdt@depth@100ms/"
+                              "btcusdt@aggTrade");
   buf_reset(&b);
   assert_int_equal(plan_request(&b, 1, 7, syms, 1, &t), 0);
   assert_string_equal(b.data, "{\"method\":\"SUBSCRIBE\",\"params\":"
