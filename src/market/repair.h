@@ -29,6 +29,7 @@
 #include "binance/events.h"
 #include "binance/limiter.h"
 #include "core/buf.h"
+#include "core/strmap.h"
 #include "sink/pg.h"
 #include "sink/store.h"
 
@@ -43,7 +44,74 @@ struct repair_opts {
   int n_intervals;
 };
 
-struct repair;
+/* Pure helpers (exposed for tests). |iv_ms| is config_interval_ms() of
+ * the interval, 0 for "1M" (calendar months, UTC). */
+int64_t repair_bar_start(int64_t iv_ms, int64_t t_ms); /* bar holding t */
+int64_t repair_bar_next(int64_t iv_ms, int64_t open_ms);
+int64_t repair_bar_prev(int64_t iv_ms, int64_t open_ms);
+/* Open time of the newest bar closed at |now_ms| (close_time < now). */
+int64_t repair_last_closed(int64_t iv_ms, int64_t now_ms);
+/* Start-up kline range: from the bar after |last_open| (0: none stored) up
+ * to the last closed bar, at most |max_hours| back. Returns 0 and sets
+ * *from, *to (open times, inclusive), or 1 when nothing is missing. */
+int repair_plan_klines(int64_t iv_ms, int64_t last_open, int64_t now_ms,
+                       int max_hours, int64_t *from, int64_t *to);
+
+/* One per active symbol. */
+struct repair_empty {
+  int ival;     /* interval index, -1 for trades */
+  int64_t a, b; /* open times or ids, inclusive */
+};
+struct repair_kbar { /* the fields of a closed bar compared after reconnect */
+  int64_t open_time, close_time, trades_count;
+  ev_dec open, high, low, close, volume, quote_volume;
+};
+struct repair_sym {
+  char symbol[EV_SYMBOL_MAX];
+  int active;
+  int state; /* 0 new, 1 reading its exchange_empty ranges, 2 ready */
+  int64_t last_trade_id; /* newest aggTrade id seen live or repaired */
+  int64_t first_live_id; /* first id the live stream delivered, 0 none */
+  int64_t last_open[REPAIR_MAX_INTERVALS]; /* newest closed bar seen */
+  struct repair_kbar last_bar[REPAIR_MAX_INTERVALS]; /* as received live */
+  int has_bar[REPAIR_MAX_INTERVALS];
+  struct repair_empty *empty; /* exchange_empty ranges (bounded) */
+  int n_empty;
+};
+
+struct repair_job;
+struct repair_dbop;
+
+struct repair_stats {
+  uint64_t gaps_detected[2]; /* [0] kline, [1] trade */
+  uint64_t outcomes[2][4];   /* by type and pending/filled/empty/failed */
+  uint64_t rows[2];          /* rows repaired (stored) by type */
+  uint64_t mismatches;       /* repaired closed klines unlike the live ones */
+  uint64_t requests, pages_failed, ledger_errors, store_full;
+};
+
+struct repair {
+  void *data;
+  uv_loop_t *loop;
+  struct repair_opts opts;
+  char ivname[REPAIR_MAX_INTERVALS][EV_INTERVAL_MAX];
+  int64_t iv_ms[REPAIR_MAX_INTERVALS]; /* 0 for 1M */
+  struct pg *pg;
+  struct limiter *lim;
+  struct store *store;
+  struct pg_stmt stmts[8];
+  struct strmap syms; /* symbol -> struct repair_sym * */
+  struct repair_job *waiting_head, *waiting_tail; /* not yet started */
+  struct repair_job *active;                      /* started, linked */
+  int n_waiting, n_active, max_active;
+  struct repair_dbop *db_head, *db_tail; /* refused by pg (full): retried */
+  int n_db;                              /* dbops submitted, not finished */
+  uv_timer_t timer;                      /* 50 ms tick while anything waits */
+  int timer_open, closing;
+  void (*close_cb)(struct repair *r);
+  int64_t (*clock_ms)(void); /* epoch ms; tests may replace it */
+  struct repair_stats st;
+};
 
 /* |pg| is used for the ledger and for reading sync_status and the newest
  * stored ids; |store| for the repaired rows. Returns 0 or a negative code. */
