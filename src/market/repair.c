@@ -514,7 +514,9 @@ static void job_start_range(struct repair_job *j) {
   struct repair *r = j->r;
   int64_t a = j->count_from, b = j->to;
   sync_set(r, j, "repairing", NULL);
-  if (j->type == T_TRADE && !b) { /* open-ended: ledger row at the end */
+  if ((j->type == T_TRADE && !b) || a > b) {
+    /* Open-ended (its ledger row is written at the end, if it found
+     * anything), or a reconnect check with nothing missing. */
     job_fetch(j);
     return;
   }
@@ -865,11 +867,26 @@ static void page_done(struct limiter_req *req, int result) {
     job_fetch(j);
 }
 
+/* Repairs leave the store's queue at least half free for live rows. */
+static int store_crowded(const struct repair_job *j) {
+  const struct store *st = j->r->store;
+  const struct store_table_q *q =
+      &st->q[j->type == T_KLINE ? STORE_KLINES : STORE_TRADES];
+  return q->n_held + j->r->opts.batch_size > st->opts.max_rows / 2;
+}
+
 static void job_fetch(struct repair_job *j) {
   struct repair *r = j->r;
   struct limiter_req *q = &j->req;
   int64_t limit = r->opts.batch_size, end;
   int rv;
+  if (store_crowded(j)) {
+    r->st.store_full++;
+    j->phase = P_PAUSE;
+    j->not_before = uv_now(r->loop) + 100;
+    tick_on(r);
+    return;
+  }
   j->phase = P_FETCH;
   j->now_ms = r->clock_ms();
   q->prio = job_prio(j);

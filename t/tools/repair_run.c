@@ -41,7 +41,7 @@ static struct streams streams;
 static uv_timer_t waiter;
 static int use_ws, timed_out, conn_ups;
 static uint64_t live_ms, timeout_ms, started;
-static uint64_t live_trades, live_klines, reconnects;
+static uint64_t live_trades, live_klines, reconnects, live_refused;
 static char *symbols[64];
 static int n_symbols;
 static char *ivs[REPAIR_MAX_INTERVALS];
@@ -87,11 +87,13 @@ static void on_event(struct streams *s, const struct ev *ev) {
   (void)s;
   if (ev->type == EV_TRADE) {
     live_trades++;
-    store_trade(&st, &ev->u.trade, 0);
+    if (store_trade(&st, &ev->u.trade, 0))
+      live_refused++;
     repair_on_trade(&rep, &ev->u.trade);
   } else if (ev->type == EV_KLINE) {
     live_klines++;
-    store_kline(&st, &ev->u.kline, 0, 1);
+    if (store_kline(&st, &ev->u.kline, 0, 1))
+      live_refused++;
     repair_on_kline(&rep, &ev->u.kline);
   }
 }
@@ -269,6 +271,8 @@ int main(int argc, char **argv) {
   printf("live_trades=%" PRIu64 "\n", live_trades);
   printf("live_klines=%" PRIu64 "\n", live_klines);
   printf("reconnects=%" PRIu64 "\n", reconnects);
+  printf("live_refused=%" PRIu64 "\n", live_refused);
+  printf("store_waits=%" PRIu64 "\n", rep.st.store_full);
   printf("timed_out=%d\n", timed_out);
   rv = uv_loop_close(&loop);
   printf("loop_close=%d\n", rv);
