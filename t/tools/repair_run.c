@@ -42,7 +42,7 @@ static uv_timer_t waiter;
 static int use_ws, timed_out, conn_ups;
 static uint64_t live_ms, timeout_ms, started;
 static uint64_t live_trades, live_klines, reconnects, live_refused;
-static char *symbols[64];
+static char *symbols[2000];
 static int n_symbols;
 static char *ivs[REPAIR_MAX_INTERVALS];
 static int n_ivs;
@@ -142,7 +142,8 @@ int main(int argc, char **argv) {
   struct store_opts so = {1000, 100, 0};
   struct repair_opts ro;
   const char *api = NULL, *ws = NULL, *port = getenv("PGPORT");
-  char symarg[2048] = "BTCUSDT", ivarg[256] = "1m";
+  static char symarg[65536] = "BTCUSDT";
+  char ivarg[256] = "1m";
   long long limit = 6000;
   int workers = 5, rv;
   uint64_t t0;
@@ -198,7 +199,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "--api is required\n");
     return 2;
   }
-  n_symbols = split(symarg, symbols, 64);
+  n_symbols = split(symarg, symbols, 2000);
   n_ivs = split(ivarg, ivs, REPAIR_MAX_INTERVALS);
   for (int i = 0; i < n_ivs; i++)
     ro.intervals[i] = ivs[i];
