@@ -83,15 +83,28 @@ static void closed_pg(struct pg *p) {
   store_close(&f->st, closed_store);
 }
 
+static void show_handle(uv_handle_t *h, void *arg) {
+  (void)arg;
+  fprintf(stderr, "left open: %s %p closing=%d\n", uv_handle_type_name(h->type),
+          (void *)h, uv_is_closing(h));
+}
+
 /* The pg never connects: it is closed first, which fails every op held
  * (the repair, already closing, ends the jobs waiting for them). */
 static int teardown(void **state) {
   struct fx *f = *state;
+  int rv;
   f->r.data = f->lim.data = f->st.data = f->pg.data = f;
   f->r.closing = 1;
   pg_close(&f->pg, 0, closed_pg);
   uv_run(&f->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
+  rv = uv_loop_close(&f->loop);
+  if (rv) {
+    uv_walk(&f->loop, show_handle, NULL);
+    fprintf(stderr, "repair: active %d waiting %d db %d timer %d\n",
+            f->r.n_active, f->r.n_waiting, f->r.n_db, f->r.timer_open);
+  }
+  assert_int_equal(rv, 0);
   free(f);
   return 0;
 }
@@ -271,9 +284,9 @@ static void kline_gaps(void **state) {
 
 /* The ledger ops queued on the (never connected) pg forget their job, so
  * that the test can play their answers itself. */
-static void detach_ops(struct fx *f) {
+static void detach_ops(struct fx *f, struct repair_job *j) {
   for (struct pg_op *op = f->pg.pend_head; op; op = op->next)
-    if (op->cb == db_cb)
+    if (op->cb == db_cb && ((struct repair_dbop *)op->data)->job == j)
       ((struct repair_dbop *)op->data)->job = NULL;
 }
 
@@ -321,7 +334,7 @@ static void paging_and_empty_tail(void **state) {
   j->to = t0 + 9 * MINUTE;
   job_enqueue(j); /* -> ledger insert queued on pg */
   assert_int_equal(j->phase, P_LEDGER);
-  detach_ops(f);
+  detach_ops(f, j);
   j->busy = 0;
   ledger_inserted(j, 0, NULL); /* as if the row was written */
   assert_int_equal(j->phase, P_FETCH);
@@ -369,12 +382,71 @@ static void paging_and_empty_tail(void **state) {
     k->from = k->cursor = k->count_from = t0 + 8 * MINUTE;
     k->to = t0 + 12 * MINUTE;
     job_enqueue(k);
-    detach_ops(f);
+    detach_ops(f, k);
     k->busy = 0;
     ledger_inserted(k, 0, NULL);
     snprintf(row, sizeof row, "startTime=%" PRId64 "&", t0 + 10 * MINUTE);
     assert_non_null(strstr(k->req.query, row));
   }
+}
+
+/* After a reconnect the last live bar is fetched again: a REST bar that
+ * differs is counted; a failed page makes the gap 'failed' and retried
+ * later. */
+static void reconnect_compare_and_failure(void **state) {
+  struct fx *f = *state;
+  struct repair_sym *s = ready_sym(f, "BTCUSDT");
+  const char *syms[1] = {"BTCUSDT"};
+  struct ev_kline k;
+  struct repair_job *j;
+  char body[512], row[256];
+  int64_t t0 = repair_last_closed(MINUTE, fixed_now) - 3 * MINUTE;
+  k = kline("1m", t0, 1);
+  snprintf(k.close, sizeof k.close, "1.4"); /* REST will say 1.5 */
+  repair_on_kline(&f->r, &k);
+  repair_on_reconnect(&f->r, syms, 1);
+  assert_int_equal(n_jobs(f), 1); /* klines only: no trade seen yet */
+  j = only_job(f);
+  assert_true(j->cmp_open == t0 && j->from == t0 &&
+              j->count_from == t0 + MINUTE);
+  detach_ops(f, j);
+  j->busy = 0;
+  ledger_inserted(j, 0, NULL);
+  j->gap_id = 7; /* as if its row was inserted */
+  kline_json(row, sizeof row, t0);
+  snprintf(body, sizeof body, "[%s]", row);
+  unqueue(&f->lim, &j->req);
+  set_body(j, body);
+  j->page_limit = 5;
+  page_done(&j->req, 0);
+  assert_int_equal(f->r.st.mismatches, 1);
+  assert_int_equal(j->rows, 0); /* the compared bar is not a repaired one */
+  /* a short page: the job ended (the bars after it are exchange_empty) */
+  assert_int_equal(j->phase, P_FINISH);
+  /* a page that fails for good: the gap waits and is retried later */
+  j = job_new(&f->r, s, T_KLINE, 0, O_LIVE);
+  assert_non_null(j);
+  if (!j)
+    return;
+  j->from = j->cursor = j->count_from = t0 - 10 * MINUTE;
+  j->to = t0 - 5 * MINUTE;
+  job_enqueue(j);
+  detach_ops(f, j);
+  j->busy = 0;
+  j->gap_id = 42;
+  ledger_inserted(j, 0, NULL);
+  assert_int_equal(j->phase, P_FETCH);
+  unqueue(&f->lim, &j->req);
+  j->req.http.status = 400;
+  j->req.api_code = -1121;
+  snprintf(j->req.api_msg, sizeof j->req.api_msg, "Invalid symbol.");
+  page_done(&j->req, BL_EHTTP);
+  assert_int_equal(j->n_fail, 1);
+  assert_int_equal(j->phase, P_PAUSE);
+  assert_non_null(strstr(j->detail, "-1121"));
+  assert_true(j->not_before >= uv_now(&f->loop) + RETRY_MIN_MS);
+  assert_int_equal(f->r.st.outcomes[T_KLINE][OUT_FAILED], 1);
+  (void)s;
 }
 
 static void collect(void **state) {
@@ -401,6 +473,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(open_ended_meets_live, setup, teardown),
       cmocka_unit_test_setup_teardown(kline_gaps, setup, teardown),
       cmocka_unit_test_setup_teardown(paging_and_empty_tail, setup, teardown),
+      cmocka_unit_test_setup_teardown(reconnect_compare_and_failure, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(collect, setup, teardown),
   };
   return cmocka_run_group_tests_name("repair", tests, NULL, NULL);
