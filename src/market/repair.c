@@ -99,7 +99,9 @@ static const struct {
                                                      "is_closed))",
          2},
     [S_TRADE_LAST] = {"bl_repair_trade_last",
-                      "SELECT max(agg_trade_id) FROM trades WHERE symbol = $1",
+                      "SELECT agg_trade_id, " TS_TO_MS(
+                          "trade_time") " FROM trades WHERE symbol = $1 "
+                                        "ORDER BY agg_trade_id DESC LIMIT 1",
                       1},
     [S_GAP_INSERT] =
         {"bl_repair_gap_insert",
@@ -580,8 +582,19 @@ static void trade_last_read(struct repair_job *j, int status, PGresult *res) {
     tick_on(r);
     return;
   }
-  if (res && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+  if (res && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+    int64_t floor_t = r->clock_ms() - (int64_t)r->opts.max_sync_hours * HOUR_MS;
     last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (!PQgetisnull(res, 0, 1) &&
+        strtoll(PQgetvalue(res, 0, 1), NULL, 10) < floor_t) {
+      log_warn("repair",
+               "%s: the newest stored trade is older than "
+               "sync.max_sync_hours (%d h): trades before that are not "
+               "repaired",
+               s->symbol, r->opts.max_sync_hours);
+      last = 0; /* by time, from the limit */
+    }
+  }
   if (last > 0) {
     j->from = j->cursor = j->count_from = last + 1;
   } else {

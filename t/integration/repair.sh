@@ -65,6 +65,16 @@ is "$(h_psql "SELECT min(first_missing_id) FROM data_gaps WHERE symbol='BTCUSDT'
 like "$out" "requests=[0-9]" "requests counted"
 like "$out" "status_429=0" "no 429"
 
+# A stored trade older than max_sync_hours: the repair starts at the limit
+# (by time), not at that id.
+h_psql "INSERT INTO trades (symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id, trade_time, is_buyer_maker) VALUES ('SYM000USDT', 5, 1, 1, 5, 5, now() - interval '2 days', false)"
+out=$("$RUN" --api "$API" --symbols SYM000USDT --intervals 1m --hours 1 --no-klines --timeout 60 2>"$H_TMP/run_old.log")
+ok $? "run over an old stored trade completed"
+n=$(h_psql "SELECT count(*) FROM trades WHERE symbol='SYM000USDT' AND source='rest'")
+[ "$n" -ge 7000 ] && [ "$n" -le 7400 ]; ok $? "only the last hour of trades was repaired ($n)"
+is "$(h_psql "SELECT count(*) FROM trades WHERE symbol='SYM000USDT' AND agg_trade_id BETWEEN 6 AND 1000")" "0" "nothing right after the old id"
+grep -q 'older than sync.max_sync_hours' "$H_TMP/run_old.log"; ok $? "the skipped history is logged"
+
 # (d) exchange_empty: the mock has no SYM000USDT 1m bars from 20 min ago on.
 now=$(($(date +%s) * 1000))
 from=$(( (now / 60000 - 20) * 60000 ))
