@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl_tree.h>
 
 #include "core/err.h"
@@ -94,6 +95,14 @@ int limiter_init(uv_loop_t *loop, struct limiter *lim, struct http *http,
   }
   lim->workers = workers > 0 ? workers : 1;
   weight_init(&lim->budget, config_limit, 10);
+  {
+    /* The server's window follows the wall clock's UTC minute. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lim->budget.wall_offset_ms =
+        ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) -
+        (int64_t)uv_now(loop);
+  }
   rv = uv_timer_init(loop, &lim->timer);
   if (rv)
     return rv;
@@ -178,9 +187,8 @@ static uint64_t backoff_ms(int attempts) {
 static void retry_later(struct limiter *lim, struct limiter_req *req,
                         int result) {
   if (req->attempts >= LIMITER_MAX_ATTEMPTS) {
-    log_error("rest", "GET %s failed %d times, giving up: %s (%s)",
-              req->path, req->attempts, bl_strerror(result),
-              req->http.errstr);
+    log_error("rest", "GET %s failed %d times, giving up: %s (%s)", req->path,
+              req->attempts, bl_strerror(result), req->http.errstr);
     finish(lim, req, result);
     return;
   }
@@ -207,8 +215,8 @@ static void http_done(struct http_req *hreq, int result) {
   } else if (result) {
     if (result == BL_ETIMEDOUT)
       lim->stats.timeouts++;
-    log_limited(BL_LOG_WARN, "rest", "GET %s: %s (%s), will retry",
-                req->path, bl_strerror(result), hreq->errstr);
+    log_limited(BL_LOG_WARN, "rest", "GET %s: %s (%s), will retry", req->path,
+                bl_strerror(result), hreq->errstr);
     retry_later(lim, req, result);
   } else if (status == 429) {
     lim->stats.status_429++;
@@ -255,8 +263,7 @@ static int send_one(struct limiter *lim, struct limiter_req *req) {
   char url[1024];
   int rv;
   if (req->query[0])
-    snprintf(url, sizeof url, "%s%s?%s", lim->base_url, req->path,
-             req->query);
+    snprintf(url, sizeof url, "%s%s?%s", lim->base_url, req->path, req->query);
   else
     snprintf(url, sizeof url, "%s%s", lim->base_url, req->path);
   req->http.data = req;

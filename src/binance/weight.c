@@ -81,19 +81,37 @@ int64_t weight_wait_ms(struct weight_budget *b, int64_t now_ms,
   return wait > 0 ? wait : 1;
 }
 
+static void minute_roll(struct weight_budget *b, int64_t now_ms) {
+  int64_t wall = now_ms + b->wall_offset_ms;
+  int64_t m = (wall >= 0 ? wall : wall - 59999) / 60000;
+  if (m != b->cur_minute) {
+    b->cur_minute = m;
+    b->minute_ours = 0;
+    b->minute_foreign = 0;
+  }
+}
+
 void weight_spend(struct weight_budget *b, int64_t now_ms, int64_t weight) {
   book(b, now_ms, weight);
+  minute_roll(b, now_ms);
+  b->minute_ours += weight;
   b->spent_total += (uint64_t)weight;
 }
 
 void weight_observe_used(struct weight_budget *b, int64_t now_ms,
                          int64_t used) {
-  int64_t ours = weight_used(b, now_ms);
+  int64_t foreign;
   b->header_seen = 1;
   b->last_header_used = used;
-  if (used > ours) {
-    book(b, now_ms, used - ours);
-    b->foreign_total += (uint64_t)(used - ours);
+  minute_roll(b, now_ms);
+  /* Requests we sent late in the last minute and the server counted in
+   * this one look foreign here: booked twice, which only errs on the safe
+   * side. */
+  foreign = used - b->minute_ours - b->minute_foreign;
+  if (foreign > 0) {
+    book(b, now_ms, foreign);
+    b->minute_foreign += foreign;
+    b->foreign_total += (uint64_t)foreign;
   }
 }
 

@@ -32,6 +32,11 @@ struct weight_budget {
   int64_t paused_until_ms;                /* 429: nothing before this */
   int64_t banned_until_ms;                /* 418: nothing before this */
   int header_seen; /* an X-MBX-USED-WEIGHT-1M was observed */
+  /* The server's window is the UTC minute: what we sent in the current
+   * one and the foreign weight booked in it, to tell foreign weight from
+   * ours even while our sliding window still holds the last minute. */
+  int64_t wall_offset_ms; /* wall clock minus now_ms (0: now_ms is wall) */
+  int64_t cur_minute, minute_ours, minute_foreign;
   /* counters */
   uint64_t spent_total;
   uint64_t foreign_total;
@@ -60,7 +65,9 @@ int64_t weight_wait_ms(struct weight_budget *b, int64_t now_ms, int64_t weight);
 /* Books a request being sent. */
 void weight_spend(struct weight_budget *b, int64_t now_ms, int64_t weight);
 
-/* An answer's X-MBX-USED-WEIGHT-1M value. */
+/* An answer's X-MBX-USED-WEIGHT-1M value: whatever it holds beyond what we
+ * sent in the current UTC minute (and beyond foreign weight already
+ * booked in it) is booked as foreign weight now. */
 void weight_observe_used(struct weight_budget *b, int64_t now_ms, int64_t used);
 
 /* 429 with Retry-After (seconds; <= 0 means unknown: 60 s is assumed). */
