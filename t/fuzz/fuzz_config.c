@@ -8,6 +8,10 @@
  *     t/fuzz/fuzz_config.c src/core/config.c src/core/log.c \
  *     src/core/err.c src/core/buf.c -lyaml -luv
  */
+/* fuzz-build: pkg:yaml-0.1 src/core/config.c src/core/log.c src/core/err.c */
+/* fuzz-build: src/core/buf.c -lyaml -luv */
+/* fuzz-run: -max_len=8192 */
+/* fuzz-seed: files t/data/config/*.yaml conf/binance-live.yaml */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
