@@ -7,6 +7,9 @@
  *   clang -fsanitize=fuzzer,address -Isrc $(pkg-config --cflags yaml-0.1) \
  *     t/fuzz/fuzz_config.c src/core/config.c src/core/log.c \
  *     src/core/err.c src/core/buf.c -lyaml -luv
+ *
+ * `make fuzz` (t/fuzz/run) builds, seeds and runs it from the fuzz-*
+ * lines below; the command above is the same build by hand.
  */
 /* fuzz-build: pkg:yaml-0.1 src/core/config.c src/core/log.c src/core/err.c */
 /* fuzz-build: src/core/buf.c -lyaml -luv */

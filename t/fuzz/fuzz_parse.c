@@ -14,6 +14,9 @@
  * consumer relies on: a success yields a known type, NUL-terminated strings
  * and decimals that pass dec_valid; a failure yields a class and a reason.
  * State: one parser kept across inputs, as on a live connection.
+ *
+ * `make fuzz` (t/fuzz/run) builds, seeds and runs it from the fuzz-*
+ * lines below; the command above is the same build by hand.
  */
 /* fuzz-build: pkg:yajl pkg:libuv src/binance/parse.c */
 /* fuzz-build: src/binance/rest_parse.c src/core/decimal.c */
