@@ -77,7 +77,7 @@ def ok(cond, name, *diag):
     if not cond:
         for d in diag:
             print("DIAG   " + str(d))
-doc = yaml.safe_load(open(resolved))
+doc = yaml.safe_load(open(resolved)) or {}  # empty when config failed
 raw = yaml.safe_load(open(raw_path))
 svcs = doc.get("services", {})
 rsvcs = raw.get("services", {})
