@@ -89,6 +89,9 @@ like "$(grep -c '^# TYPE ' "$H_TMP/metrics.txt")" '^[1-9][0-9]*$' \
   "/metrics declares metric families"
 like "$(grep -E '^binance_live_up\{component="redis"\}' "$H_TMP/metrics.txt")" \
   ' 1$' "binance_live_up{component=\"redis\"} is 1"
+frames=$(sed -nE 's/^binance_live_frames_total ([0-9]+)$/\1/p' "$H_TMP/metrics.txt")
+[ "${frames:-0}" -gt 0 ]
+ok $? "binance_live_frames_total counts the frames received (${frames:-none})"
 
 # The Dockerfile's HEALTHCHECK command against the real endpoint.
 probe_json=$(grep -A1 '^HEALTHCHECK' Dockerfile | sed -n 's/^ *CMD //p')
