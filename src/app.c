@@ -57,6 +57,19 @@ static const char *app_schema_dir(void) {
   return "schema";
 }
 
+/* The PostgreSQL coordinates of the configuration, for pg and migrate. */
+static void app_pgconn_opts(const struct config *cfg, struct pgconn_opts *o,
+                            const char *application_name) {
+  memset(o, 0, sizeof *o);
+  o->host = cfg->database.host;
+  o->port = cfg->database.port;
+  o->user = cfg->database.user;
+  o->password = cfg->database.password;
+  o->dbname = cfg->database.database;
+  o->sslmode = cfg->database.ssl_mode;
+  o->application_name = application_name;
+}
+
 struct app_migration {
   int status;
   int done;
@@ -88,13 +101,7 @@ int app_migrate(const struct config *cfg) {
     return rv;
   }
   memset(&o, 0, sizeof(o));
-  o.conn.host = cfg->database.host;
-  o.conn.port = cfg->database.port;
-  o.conn.user = cfg->database.user;
-  o.conn.password = cfg->database.password;
-  o.conn.dbname = cfg->database.database;
-  o.conn.sslmode = cfg->database.ssl_mode;
-  o.conn.application_name = "binance-live-migrate";
+  app_pgconn_opts(cfg, &o.conn, "binance-live-migrate");
   /* Up to 10 s to reach the server: refused connections (a server still
    * starting) are retried within that time. */
   o.conn.connect_timeout_ms = 10000;
@@ -207,13 +214,7 @@ static void app_mig_start(struct app *a) {
   struct migrate_opts o;
   int rv;
   memset(&o, 0, sizeof o);
-  o.conn.host = cfg->database.host;
-  o.conn.port = cfg->database.port;
-  o.conn.user = cfg->database.user;
-  o.conn.password = cfg->database.password;
-  o.conn.dbname = cfg->database.database;
-  o.conn.sslmode = cfg->database.ssl_mode;
-  o.conn.application_name = "binance-live-migrate";
+  app_pgconn_opts(cfg, &o.conn, "binance-live-migrate");
   o.conn.connect_timeout_ms = 10000;
   o.dir = app_schema_dir();
   a->mig_attempts++;
@@ -628,13 +629,7 @@ static int app_start(struct app *a) {
   a->lim.data = a;
 
   memset(&popts, 0, sizeof popts);
-  popts.conn.host = cfg->database.host;
-  popts.conn.port = cfg->database.port;
-  popts.conn.user = cfg->database.user;
-  popts.conn.password = cfg->database.password;
-  popts.conn.dbname = cfg->database.database;
-  popts.conn.sslmode = cfg->database.ssl_mode;
-  popts.conn.application_name = "binance-live";
+  app_pgconn_opts(cfg, &popts.conn, "binance-live");
   if ((rv = pg_init(&a->loop, &a->pg, &popts)))
     return rv;
   a->pg.data = a;
