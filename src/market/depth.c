@@ -63,8 +63,9 @@ static int64_t wall_ms(void) {
 
 static void maybe_closed(struct depth *d) {
   void (*cb)(struct depth *) = d->close_cb;
-  if (!d->closing || d->timer_open || d->gone_waiting || !cb)
+  if (d->closing != 1 || d->timer_open || d->gone_waiting)
     return;
+  d->closing = 2; /* closed */
   d->close_cb = NULL;
   if (d->rp_ready)
     rest_parse_free(&d->rp);
@@ -75,7 +76,8 @@ static void maybe_closed(struct depth *d) {
   d->top_bids = d->top_asks = NULL;
   buf_free(&d->bids_json);
   buf_free(&d->asks_json);
-  cb(d);
+  if (cb)
+    cb(d);
 }
 
 static void add_stats(struct book_stats *to, const struct book_stats *s) {

@@ -116,7 +116,8 @@ int depth_snapshot_arrived(struct depth *d, const char *symbol, int result,
                            const char *body, size_t len);
 
 /* Cancels the snapshot requests, stops the timer and frees the books;
- * |cb| runs once every request has answered and the timer is closed. */
+ * |cb| (may be NULL) runs once every request has answered and the timer
+ * is closed; the memory is released then. */
 void depth_close(struct depth *d, void (*cb)(struct depth *d));
 
 #endif
