@@ -289,6 +289,73 @@ static void test_bad_opts(void **state) {
   assert_int_equal(depth_set_symbols(&f->d, NULL, 1), BL_EINVAL);
 }
 
+static int lim_closed, http_closed_n;
+static void t_http_closed(struct http *h) {
+  (void)h;
+  http_closed_n++;
+}
+static void t_lim_closed(struct limiter *l) {
+  lim_closed++;
+  http_close(l->http, t_http_closed);
+}
+
+/* With a real limiter (never run against a server): one request per book
+ * while several diffs arrive, its fields, and a dropped book cancels its
+ * queued request and is freed in the callback (ASan checks the freeing). */
+static void test_limiter_request_and_cancel(void **state) {
+  struct fx *f = *state;
+  struct http http;
+  struct limiter lim;
+  struct depth d2;
+  struct depth_opts o = {20, 1000, 0};
+  struct depth_symbol syms[2] = {{"BTCUSDT", "0.01000000"}, {"ETHBTC", NULL}};
+  struct depth_book *db;
+  assert_int_equal(http_init(&f->loop, &http, NULL), 0);
+  assert_int_equal(
+      limiter_init(&f->loop, &lim, &http, "http://127.0.0.1:1", 6000, 1), 0);
+  assert_int_equal(depth_init(&f->loop, &d2, &o, &lim, NULL, NULL), 0);
+  assert_int_equal(depth_set_symbols(&d2, syms, 2), 0);
+  diff(&d2, "BTCUSDT", 9, 10, "100.00000000", "1.00000000", NULL, NULL);
+  diff(&d2, "BTCUSDT", 11, 12, "100.00000000", "2.00000000", NULL, NULL);
+  diff(&d2, "ETHBTC", 11, 12, "100.00000000", "2.00000000", NULL, NULL);
+  assert_int_equal(d2.stats.snapshots_requested, 2);
+  assert_int_equal(lim.queued, 2);
+  db = strmap_get(&d2.books, "BTCUSDT");
+  assert_non_null(db);
+  if (!db)
+    return;
+  assert_int_equal(db->req_out, 1);
+  assert_string_equal(db->req.path, "/api/v3/depth");
+  assert_string_equal(db->req.query, "symbol=BTCUSDT&limit=1000");
+  assert_int_equal(db->req.weight, 50);
+  assert_int_equal(db->req.prio, LIMITER_BOOK);
+  /* the test hook refuses while a real request is out */
+  assert_int_equal(snap(&d2, "BTCUSDT", 10), BL_ESTATE);
+  /* BTCUSDT goes: its request is canceled, the book freed later */
+  assert_int_equal(depth_set_symbols(&d2, &syms[1], 1), 0);
+  assert_null(depth_book(&d2, "BTCUSDT"));
+  assert_int_equal(d2.gone_waiting, 1);
+  assert_int_equal(lim.queued, 1);
+  /* close at once: ETHBTC's request is canceled too; all freed later */
+  f->closed = 0;
+  d2.data = f;
+  depth_close(&d2, closed_cb);
+  assert_int_equal(d2.gone_waiting, 2);
+  assert_int_equal(lim.queued, 0);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(f->closed, 1);
+  assert_int_equal(lim.stats.canceled, 2);
+  assert_int_equal(lim.stats.sent, 0);
+  f->closed = 0;
+  limiter_close(&lim, t_lim_closed);
+  /* (the fixture's depth keeps a 10 s timer: no UV_RUN_DEFAULT here) */
+  for (int i = 0; i < 1000 && !http_closed_n; i++)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(lim_closed, 1);
+  assert_int_equal(http_closed_n, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_books_follow_symbols, setup,
@@ -305,6 +372,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_snapshot_rows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_opts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_limiter_request_and_cancel, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests_name("depth", tests, NULL, NULL);
 }
