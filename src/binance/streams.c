@@ -341,6 +341,7 @@ static void on_ws_message(struct ws *ws, int binary, const char *data,
   struct stream_conn *c = ws->data;
   struct streams *s = c->owner;
   struct ev ev;
+  s->rx_ns = uv_hrtime();
   c->frames++;
   c->last_frame_ms = uv_now(s->loop);
   s->stats.frames++;

@@ -110,6 +110,7 @@ struct streams {
   int closing;
   void (*close_cb)(struct streams *s);
   struct streams_stats stats;
+  uint64_t rx_ns; /* uv_hrtime() when the frame being delivered arrived */
 };
 
 /* Returns 0, BL_EINVAL or BL_ENOMEM. Nothing connects until
