@@ -46,8 +46,8 @@ static uv_loop_t loop;
 static struct redis_sink redis;
 static struct depth depth;
 static struct parse parser;
-static char names[NSYM][16]; /* stream names: lower case */
-static char upper[NSYM][16]; /* symbols */
+static char names[NSYM][24]; /* stream names: lower case */
+static char upper[NSYM][24]; /* symbols */
 static char *frames[ROUNDS][NSYM];
 static size_t frame_len[ROUNDS][NSYM];
 static uv_timer_t timer;

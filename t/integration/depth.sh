@@ -28,16 +28,13 @@ h_config_write "$cfg"
 "$BUILD/binance-live" --migrate -c "$cfg" 2>"$H_TMP/migrate.log"
 ok $? "schema applied with --migrate"
 
-# mock ARGS...: (re)starts the mock; sets PORT, CPORT, C (control URL).
+# mock ARGS...: (re)starts the mock on free ports (h_mock_start waits for
+# it); sets PORT and C (control URL).
 mock() {
   h_mock_stop
-  rm -f "$H_TMP/mock.ports"
-  h_mock_start --port 0 --control-port 0 --port-file "$H_TMP/mock.ports" \
-    --log-level warn "$@"
-  h_wait_for 10 test -s "$H_TMP/mock.ports" || return 1
-  PORT=$(sed -n 's/^port=//p' "$H_TMP/mock.ports")
-  CPORT=$(sed -n 's/^control_port=//p' "$H_TMP/mock.ports")
-  C=http://127.0.0.1:$CPORT
+  h_mock_start --log-level warn "$@" || return 1
+  PORT=$MOCK_PORT
+  C=$MOCK_CTL
 }
 
 # run_start NAME ARGS...: depth_run in the background, metrics in
