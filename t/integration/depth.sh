@@ -235,8 +235,8 @@ is "$(h_psql "SELECT DISTINCT jsonb_array_length(bids) || ' ' || jsonb_array_len
   "20 20" "(f) every row has depth_levels (20) levels a side"
 is "$(h_psql "SELECT count(*) FROM depth_snapshots WHERE (bids->0->>0)::numeric >= (asks->0->>0)::numeric OR last_update_id <= 0")" \
   "0" "(f) no row is crossed or without an update id"
-gaps=$(h_psql "SELECT count(*) FROM (SELECT timestamp - lag(timestamp) OVER (PARTITION BY symbol ORDER BY timestamp) AS d FROM depth_snapshots) x WHERE d < interval '1.5 s' OR d > interval '2.5 s'")
-is "$gaps" "0" "(f) rows are 2 s apart"
+gaps=$(h_psql "SELECT count(*) FROM (SELECT timestamp - lag(timestamp) OVER (PARTITION BY symbol ORDER BY timestamp) AS d FROM depth_snapshots) x WHERE d < interval '1.5 s' OR d > interval '5 s'")
+is "$gaps" "0" "(f) rows are about 2 s apart (1.5 to 5 s on a loaded machine)"
 run_stop
 ok $? "depth_run closed cleanly"
 kill "$SUB_PID" 2>/dev/null
