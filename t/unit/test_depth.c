@@ -241,6 +241,28 @@ static void test_disconnect_resets(void **state) {
   assert_int_equal(st(f, "BTCUSDT"), BOOK_SYNCED);
 }
 
+/* A reconnect while a snapshot request is out: the book asks again, but
+ * the one request out answers it (never two per symbol); an answer older
+ * than the new buffer is refetched. */
+static void test_reset_with_request_out(void **state) {
+  struct fx *f = *state;
+  const char *syms[1] = {"ETHBTC"};
+  diff(&f->d, "ETHBTC", 50, 52, "100.00000000", "1.00000000", NULL, NULL);
+  assert_int_equal(f->d.stats.snapshots_requested, 1);
+  depth_on_disconnect(&f->d, syms, 1);
+  assert_int_equal(st(f, "ETHBTC"), BOOK_BUFFERING);
+  diff(&f->d, "ETHBTC", 80, 81, "100.00000000", "1.00000000", NULL, NULL);
+  assert_int_equal(st(f, "ETHBTC"), BOOK_SNAPSHOT_PENDING);
+  assert_int_equal(f->d.stats.snapshots_requested, 1);
+  /* the answer to the first request predates the new stream: refetched */
+  assert_int_equal(snap(&f->d, "ETHBTC", 52), 0);
+  assert_int_equal(f->d.stats.snapshots_requested, 2);
+  assert_int_equal(st(f, "ETHBTC"), BOOK_SNAPSHOT_PENDING);
+  assert_int_equal(snap(&f->d, "ETHBTC", 80), 0);
+  assert_int_equal(st(f, "ETHBTC"), BOOK_SYNCED);
+  assert_int_equal(book_last_update_id(bk(f, "ETHBTC")), 81);
+}
+
 static void test_snapshot_rows(void **state) {
   struct fx *f = *state;
   const char *want_b = "[[\"100.00000000\",\"1.00000000\"],[\"99.50000000\","
@@ -369,6 +391,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_crossed_resyncs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_disconnect_resets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reset_with_request_out, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_rows, setup, teardown),
       cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_opts, setup, teardown),
