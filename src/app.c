@@ -31,6 +31,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "market/depth.h"
 #include "market/symbols.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -160,6 +161,8 @@ struct app {
   uv_timer_t mig_timer;
   struct redis_sink redis;
   struct symbols symbols;
+  struct depth depth;
+  int depth_on; /* binance.streams.depth */
   struct streams streams;
   struct pipeline pl;
   struct httpd httpd;
@@ -255,11 +258,25 @@ static void app_pg_state(struct pg *pg, int up) {
 static void app_on_symbols(struct symbols *sy, const char *const *active,
                            const struct symbol_meta *const *metas, int n) {
   struct app *a = sy->data;
-  (void)metas;
   if (a->stopping)
     return;
+  if (a->depth_on) {
+    struct depth_symbol *ds = calloc((size_t)(n ? n : 1), sizeof *ds);
+    if (ds) {
+      for (int i = 0; i < n; i++) {
+        ds[i].symbol = active[i];
+        ds[i].tick_size = metas[i] ? metas[i]->tick_size : NULL;
+      }
+      depth_set_symbols(&a->depth, ds, n);
+      free(ds);
+    }
+  }
   streams_set_symbols(&a->streams, active, n);
   redis_sink_set_active_symbols(&a->redis, active, (size_t)n);
+}
+
+static void app_on_depth(void *arg, const struct ev_depth *d) {
+  depth_on_event(arg, d);
 }
 
 static void app_on_event(struct streams *s, const struct ev *ev) {
@@ -349,6 +366,11 @@ static int app_health(struct app *a, struct buf *b) {
     buf_printf(b, "%lld", (long long)age);
   else
     buf_printf(b, "null");
+  if (a->depth_on) {
+    int synced, total;
+    depth_counts(&a->depth, &synced, &total);
+    buf_printf(b, ",\"books\":{\"synced\":%d,\"total\":%d}", synced, total);
+  }
   buf_printf(b,
              ",\"rest\":{\"banned\":%s,\"weight_used_1m\":%lld,"
              "\"status_429\":%llu,\"status_418\":%llu}}\n",
@@ -531,10 +553,24 @@ static void app_redis_closed(struct redis_sink *r) {
   app_closed_one(r->data);
 }
 
+/* The books are closed (their snapshot requests canceled): the rest of the
+ * REST side can go. */
+static void app_depth_closed(struct depth *d) {
+  struct app *a = d->data;
+  limiter_close(&a->lim, app_limiter_closed);
+  store_close(&a->store, app_store_closed);
+  redis_sink_close(&a->redis, app_redis_closed);
+}
+
 static void app_streams_closed(struct streams *s) {
   struct app *a = s->data;
   log_info("app", "streams closed; flushing");
-  /* Intake has stopped: what is queued is all there is to write. */
+  /* Intake has stopped: what is queued is all there is to write. The books
+   * go first, since they still publish and store. */
+  if (a->depth_on) {
+    depth_close(&a->depth, app_depth_closed);
+    return;
+  }
   store_close(&a->store, app_store_closed);
   redis_sink_close(&a->redis, app_redis_closed);
   limiter_close(&a->lim, app_limiter_closed);
@@ -656,6 +692,19 @@ static int app_start(struct app *a) {
   pipeline_init(&a->pl);
   a->pl.store = &a->store;
   a->pl.redis = &a->redis;
+  a->depth_on = cfg->binance.streams.depth;
+  if (a->depth_on) {
+    struct depth_opts dopts;
+    dopts.depth_levels = cfg->binance.depth_levels;
+    dopts.snapshot_limit = cfg->binance.depth_snapshot_limit;
+    dopts.snapshot_interval_s = cfg->binance.depth_snapshot_interval;
+    if ((rv = depth_init(&a->loop, &a->depth, &dopts, &a->lim, &a->redis,
+                         &a->store)))
+      return rv;
+    a->depth.data = a;
+    a->pl.on_depth = app_on_depth;
+    a->pl.depth_arg = &a->depth;
+  }
 
   memset(&scfg, 0, sizeof scfg);
   scfg.ws_url = cfg->binance.ws_url;
@@ -694,6 +743,8 @@ static int app_start(struct app *a) {
   metrics_register(&a->metrics, app_collect, a);
   metrics_register(&a->metrics, pipeline_collect, &a->pl);
   metrics_register(&a->metrics, store_collect, &a->store);
+  if (a->depth_on)
+    metrics_register(&a->metrics, depth_collect, &a->depth);
 
   rv = httpd_start(&a->loop, &a->httpd, cfg->http.listen, app_http);
   if (rv) {
