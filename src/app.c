@@ -168,6 +168,7 @@ struct app {
   struct httpd httpd;
   int httpd_up;
   struct metrics metrics;
+  uv_check_t pressure; /* back-pressure, checked every loop iteration */
   uv_timer_t watchdog;
   int closing_left; /* modules whose close callback has not run */
 };
@@ -294,6 +295,41 @@ static void app_on_conn_change(struct streams *s, struct stream_conn *c, int up,
   else
     log_warn("app", "stream connection %d down: %s", c->id,
              bl_strerror(status));
+}
+
+/* --- back-pressure -------------------------------------------------------- */
+
+/* A sink that is up but behind makes the stream manager stop reading until
+ * it has caught up (TCP then holds the exchange's frames), instead of
+ * refusing rows or dropping publishes. A sink that is down does not:
+ * waiting for it would only trade data loss for a disconnect from the
+ * exchange. Checked once per loop iteration, after the I/O callbacks. */
+#define APP_PAUSE_AT 0.75
+#define APP_RESUME_AT 0.40
+
+static double app_pressure(const struct app *a) {
+  double p = 0;
+  if (pg_is_up(&a->pg))
+    for (int t = 0; t < STORE_NTABLES; t++) {
+      double f = (double)a->store.q[t].n_held / a->store.opts.max_rows;
+      if (f > p)
+        p = f;
+    }
+  if (redis_sink_is_up(&a->redis) && a->redis.max_inflight) {
+    double f = (double)a->redis.inflight / a->redis.max_inflight;
+    if (f > p)
+      p = f;
+  }
+  return p;
+}
+
+static void app_pressure_cb(uv_check_t *h) {
+  struct app *a = h->data;
+  double p = app_pressure(a);
+  if (!a->streams.paused && p >= APP_PAUSE_AT)
+    streams_pause(&a->streams, 1);
+  else if (a->streams.paused && p <= APP_RESUME_AT)
+    streams_pause(&a->streams, 0);
 }
 
 /* --- health and metrics ----------------------------------------------------
@@ -452,6 +488,10 @@ static void app_collect(struct buf *out, void *arg) {
                  "Events dropped as duplicates (reconnect overlap, repeats).");
   metrics_sample_u64(out, "binance_live_duplicates_total", NULL,
                      a->streams.stats.duplicates);
+  metrics_family(out, "binance_live_read_pauses_total", "counter",
+                 "Times reading from the exchange paused for a slow sink.");
+  metrics_sample_u64(out, "binance_live_read_pauses_total", NULL,
+                     a->streams.stats.pauses);
   metrics_family(out, "binance_live_reconnects_total", "counter",
                  "Stream connections re-established after a loss.");
   metrics_sample_u64(out, "binance_live_reconnects_total", NULL,
@@ -521,6 +561,7 @@ static int app_http(struct httpd *h, const char *path, struct buf *body,
 
 static void app_closed_one(struct app *a) {
   if (--a->closing_left == 0) {
+    uv_close((uv_handle_t *)&a->pressure, NULL);
     uv_close((uv_handle_t *)&a->watchdog, NULL);
     uv_close((uv_handle_t *)&a->mig_timer, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -596,6 +637,7 @@ static void app_stop(struct app *a, const char *why) {
     return;
   a->stopping = 1;
   log_info("app", "stopping (%s)", why);
+  uv_check_stop(&a->pressure);
   uv_timer_stop(&a->mig_timer);
   uv_timer_start(&a->watchdog, app_watchdog, APP_SHUTDOWN_BUDGET_MS + 2000, 0);
   /* streams -> (store -> pg), redis, (limiter -> http); symbols; httpd. */
@@ -731,6 +773,9 @@ static int app_start(struct app *a) {
   if ((rv = streams_init(&a->loop, &a->streams, &scfg, &scb)))
     return rv;
   a->streams.data = a;
+  uv_check_init(&a->loop, &a->pressure);
+  a->pressure.data = a;
+  uv_check_start(&a->pressure, app_pressure_cb);
 
   memset(&syopts, 0, sizeof syopts);
   syopts.bootstrap = (const char *const *)cfg->symbols.bootstrap;

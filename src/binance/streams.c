@@ -284,6 +284,8 @@ static void on_ws_open(struct ws *ws) {
   uint64_t roll = s->cfg.rollover_ms ? s->cfg.rollover_ms : 23ull * 3600 * 1000;
   c->state = SCONN_OPEN;
   c->attempts = 0;
+  if (s->paused)
+    ws_set_read_stall(&c->ws, 1);
   c->opened_at_ms = uv_now(s->loop);
   c->last_frame_ms = c->opened_at_ms;
   log_info("streams", "conn %d: open with %d symbols", c->id, c->n_symbols);
@@ -433,8 +435,8 @@ static void sconn_connect(struct stream_conn *c) {
   opt.max_msgs_per_sec = 5;
 
   buf_init(&url, 64 * 1024);
-  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols,
-                c->n_symbols, &s->cfg.types, PLAN_URL_MAX);
+  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols, c->n_symbols,
+                &s->cfg.types, PLAN_URL_MAX);
   if (rv < 0) {
     log_error("streams", "conn %d: cannot build the URL", c->id);
     buf_free(&url);
@@ -645,4 +647,16 @@ int streams_healthy(const struct streams *s, uint64_t fresh_ms) {
       return 0;
   }
   return 1;
+}
+
+void streams_pause(struct streams *s, int paused) {
+  if (s->paused == !!paused)
+    return;
+  s->paused = !!paused;
+  s->stats.pauses += (uint64_t)s->paused;
+  for (int i = 0; i < s->n_conns; i++) {
+    struct stream_conn *c = s->conns[i];
+    if (c->ws_active && c->ws.state == WS_OPEN)
+      ws_set_read_stall(&c->ws, s->paused);
+  }
 }

@@ -93,6 +93,7 @@ struct stream_conn {
 struct streams_stats {
   uint64_t frames, events, ignored, duplicates, parse_errors, binary_frames;
   uint64_t reconnects, rollovers, server_shutdowns, control_errors;
+  uint64_t pauses; /* times reading was paused for back-pressure */
 };
 
 struct streams {
@@ -108,6 +109,7 @@ struct streams {
   int next_conn_id;
   int64_t next_request_id;
   int closing;
+  int paused; /* streams_pause() */
   void (*close_cb)(struct streams *s);
   struct streams_stats stats;
   uint64_t rx_ns; /* uv_hrtime() when the frame being delivered arrived */
@@ -127,6 +129,11 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n);
 /* Closes every connection (close 1000) and calls |cb| when everything is
  * released. */
 void streams_close(struct streams *s, void (*cb)(struct streams *s));
+
+/* Stops (|paused| = 1) or resumes reading every connection: back-pressure
+ * while a sink is behind. TCP flow control then holds the exchange's
+ * frames; a pause must stay short (the read timeout still runs). */
+void streams_pause(struct streams *s, int paused);
 
 /* For health: 1 when every connection is open and received a frame in the
  * last |fresh_ms|. */
