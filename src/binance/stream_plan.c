@@ -124,25 +124,34 @@ void plan_dedupe_free(struct plan_dedupe *d) {
   strmap_free(&d->last);
 }
 
+/* The last ordering key seen on one stream. |sub| breaks ties of |key|:
+ * a kline's final update (x:true) and the next bar's first update can
+ * carry the same E, so klines order by (E, open time, closed). */
+struct dedupe_key {
+  int64_t key, sub;
+};
+
 /* The ordering key of an event, and the name it is tracked under. Klines
  * are tracked per symbol and interval even on raw connections. */
-static int event_key(const struct ev *ev, int64_t *key, char *name,
+static int event_key(const struct ev *ev, struct dedupe_key *k, char *name,
                      size_t cap) {
+  k->sub = 0;
   switch (ev->type) {
   case EV_KLINE:
-    *key = ev->u.kline.event_time;
+    k->key = ev->u.kline.event_time;
+    k->sub = ev->u.kline.open_time * 2 + !!ev->u.kline.is_closed;
     snprintf(name, cap, "k:%s:%s", ev->u.kline.symbol, ev->u.kline.interval);
     return 1;
   case EV_TICKER:
-    *key = ev->u.ticker.event_time;
+    k->key = ev->u.ticker.event_time;
     snprintf(name, cap, "t:%s", ev->u.ticker.symbol);
     return 1;
   case EV_DEPTH:
-    *key = ev->u.depth.final_update_id;
+    k->key = ev->u.depth.final_update_id;
     snprintf(name, cap, "d:%s", ev->u.depth.symbol);
     return 1;
   case EV_TRADE:
-    *key = ev->u.trade.agg_trade_id;
+    k->key = ev->u.trade.agg_trade_id;
     snprintf(name, cap, "a:%s", ev->u.trade.symbol);
     return 1;
   default:
@@ -152,23 +161,23 @@ static int event_key(const struct ev *ev, int64_t *key, char *name,
 
 int plan_dedupe_check(struct plan_dedupe *d, const struct ev *ev) {
   char name[EV_SYMBOL_MAX + EV_INTERVAL_MAX + 8];
-  int64_t key, *last;
+  struct dedupe_key k, *last;
   int rv;
-  if (!event_key(ev, &key, name, sizeof name))
+  if (!event_key(ev, &k, name, sizeof name))
     return 1;
   last = strmap_get(&d->last, name);
   if (last) {
-    if (key <= *last) {
+    if (k.key < last->key || (k.key == last->key && k.sub <= last->sub)) {
       d->duplicates++;
       return 0;
     }
-    *last = key;
+    *last = k;
     return 1;
   }
   last = malloc(sizeof *last);
   if (!last)
     return BL_ENOMEM;
-  *last = key;
+  *last = k;
   rv = strmap_put(&d->last, name, last);
   if (rv) {
     free(last);
