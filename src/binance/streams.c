@@ -16,7 +16,6 @@
 #include "core/err.h"
 #include "core/log.h"
 
-#define REQUEST_SPACING_MS 250
 #define REQUEST_MAX_BYTES (64 * 1024)
 
 static void sconn_connect(struct stream_conn *c);
@@ -76,56 +75,129 @@ static void req_timer_cb(uv_timer_t *t) {
   send_pending(t->data);
 }
 
+static void request_free(struct stream_request *r) {
+  for (int i = 0; i < r->n; i++)
+    free(r->syms[i]);
+  r->n = 0;
+}
+
+static void pending_clear(struct stream_conn *c) {
+  for (int i = 0; i < c->n_pending; i++)
+    request_free(&c->pending[i]);
+  c->n_pending = 0;
+}
+
+static void pending_pop(struct stream_conn *c) {
+  request_free(&c->pending[0]);
+  memmove(&c->pending[0], &c->pending[1],
+          (size_t)(c->n_pending - 1) * sizeof c->pending[0]);
+  c->n_pending--;
+}
+
 static void send_pending(struct stream_conn *c) {
-  uint64_t now = uv_now(c->owner->loop);
+  struct streams *s = c->owner;
+  uint64_t now = uv_now(s->loop);
+  struct buf b;
   int rv;
   while (c->n_pending && c->state == SCONN_OPEN) {
-    if (c->last_request_ms && now - c->last_request_ms < REQUEST_SPACING_MS) {
+    struct stream_request *r = &c->pending[0];
+    if (!r->n) { /* every symbol cancelled out */
+      pending_pop(c);
+      continue;
+    }
+    if (c->last_request_ms &&
+        now - c->last_request_ms < STREAMS_REQUEST_SPACING_MS) {
       uv_timer_start(&c->req_timer, req_timer_cb,
-                     REQUEST_SPACING_MS - (now - c->last_request_ms), 0);
+                     STREAMS_REQUEST_SPACING_MS - (now - c->last_request_ms),
+                     0);
       return;
     }
-    rv = ws_send_text(&c->ws, c->pending[0], strlen(c->pending[0]));
+    buf_init(&b, REQUEST_MAX_BYTES);
+    rv = plan_request(&b, r->subscribe, ++s->next_request_id,
+                      (const char *const *)r->syms, r->n, &s->cfg.types);
+    if (!rv)
+      rv = ws_send_text(&c->ws, b.data, b.len);
     if (rv == BL_EFULL) {
-      uv_timer_start(&c->req_timer, req_timer_cb, REQUEST_SPACING_MS, 0);
+      buf_free(&b);
+      uv_timer_start(&c->req_timer, req_timer_cb, STREAMS_REQUEST_SPACING_MS,
+                     0);
       return;
     }
-    if (rv)
+    if (rv) {
+      /* The server's streams and ours now differ: start over. */
       log_warn("streams", "conn %d: cannot send request: %s", c->id,
                bl_strerror(rv));
-    else
-      log_debug("streams", "conn %d: sent %s", c->id, c->pending[0]);
-    free(c->pending[0]);
-    memmove(&c->pending[0], &c->pending[1],
-            (size_t)(c->n_pending - 1) * sizeof c->pending[0]);
-    c->n_pending--;
+      c->resync = 1;
+      ws_shutdown(&c->ws, 1000, "resubscribe");
+    } else {
+      log_debug("streams", "conn %d: sent %s", c->id, b.data);
+    }
+    buf_free(&b);
+    pending_pop(c);
     c->last_request_ms = now;
   }
 }
 
+/* Removes |sym| from the queued requests of kind |subscribe|. Returns 1
+ * when it was there. */
+static int pending_cancel(struct stream_conn *c, int subscribe,
+                          const char *sym) {
+  for (int i = 0; i < c->n_pending; i++) {
+    struct stream_request *r = &c->pending[i];
+    if (r->subscribe != subscribe)
+      continue;
+    for (int k = 0; k < r->n; k++)
+      if (!strcmp(r->syms[k], sym)) {
+        free(r->syms[k]);
+        r->syms[k] = r->syms[--r->n];
+        return 1;
+      }
+  }
+  return 0;
+}
+
 /* Queues a (UN)SUBSCRIBE for |syms| on |c|. Only a connection that is
  * connecting or open needs one: any other state builds its URL from the
- * symbol list at its next connect. */
+ * symbol list at its next connect. Requests not yet sent are merged: a
+ * symbol queued the other way cancels out (the server never saw it), the
+ * rest joins the last queued request of the same kind, so a burst of
+ * changes costs one or two requests. */
 static void queue_request(struct stream_conn *c, int subscribe,
                           const char *const *syms, int n) {
-  struct buf b;
   if (!n || (c->state != SCONN_OPEN && c->state != SCONN_CONNECTING))
     return;
-  if (c->n_pending == STREAMS_MAX_PENDING) {
-    /* The connection is far behind; reconnecting rebuilds its streams
-     * from the symbol list, which is always right. */
-    log_warn("streams", "conn %d: request queue full; reconnecting", c->id);
-    ws_shutdown(&c->ws, 1000, "resubscribe");
-    return;
+  if (c->resync)
+    return; /* reconnecting anyway */
+  for (int i = 0; i < n; i++) {
+    struct stream_request *r;
+    char *copy;
+    if (pending_cancel(c, !subscribe, syms[i]))
+      continue;
+    r = c->n_pending ? &c->pending[c->n_pending - 1] : NULL;
+    if (!r || r->subscribe != subscribe || r->n == STREAMS_REQUEST_SYMBOLS) {
+      if (c->n_pending == STREAMS_MAX_PENDING) {
+        /* Far behind: reconnecting rebuilds the streams from the symbol
+         * list, which is always right. */
+        log_warn("streams", "conn %d: request queue full; reconnecting", c->id);
+        c->resync = 1;
+        pending_clear(c);
+        if (c->state == SCONN_OPEN)
+          ws_shutdown(&c->ws, 1000, "resubscribe");
+        return;
+      }
+      r = &c->pending[c->n_pending++];
+      r->subscribe = subscribe;
+      r->n = 0;
+    }
+    copy = strdup(syms[i]);
+    if (!copy) {
+      c->resync = 1;
+      if (c->state == SCONN_OPEN)
+        ws_shutdown(&c->ws, 1000, "resubscribe");
+      return;
+    }
+    r->syms[r->n++] = copy;
   }
-  buf_init(&b, REQUEST_MAX_BYTES);
-  if (plan_request(&b, subscribe, ++c->owner->next_request_id, syms, n,
-                   &c->owner->cfg.types)) {
-    log_error("streams", "conn %d: request too large", c->id);
-    buf_free(&b);
-    return;
-  }
-  c->pending[c->n_pending++] = b.data; /* ownership moves to the queue */
   send_pending(c);
 }
 
@@ -141,14 +213,17 @@ static void list_remove(struct streams *s, struct stream_conn *c) {
     }
 }
 
+/* Everything is released only when no connection struct is left at all:
+ * one out of the list may still be waiting for its handles to close. */
 static void maybe_streams_closed(struct streams *s) {
   void (*cb)(struct streams *);
-  if (!s->closing || s->n_conns || !s->close_cb)
+  if (!s->closing || s->n_conns || s->n_alive || !s->close_cb)
     return;
   cb = s->close_cb;
   s->close_cb = NULL;
   parse_free(&s->parser);
   plan_dedupe_free(&s->dedupe);
+  strmap_free(&s->wanted);
   cb(s);
 }
 
@@ -159,9 +234,9 @@ static void sconn_free_if_done(struct stream_conn *c) {
   for (int i = 0; i < c->n_symbols; i++)
     free(c->symbols[i]);
   free(c->symbols);
-  for (int i = 0; i < c->n_pending; i++)
-    free(c->pending[i]);
+  pending_clear(c);
   free(c);
+  s->n_alive--;
   maybe_streams_closed(s);
 }
 
@@ -174,6 +249,7 @@ static void timer_closed(uv_handle_t *h) {
 static void ws_released(struct ws *ws) {
   struct stream_conn *c = ws->data;
   c->ws_active = 0;
+  c->ws_releasing = 0;
   if (c->destroying) {
     sconn_free_if_done(c);
     return;
@@ -194,10 +270,20 @@ static void sconn_destroy(struct stream_conn *c) {
     c->replaces->replacement = NULL;
   uv_close((uv_handle_t *)&c->timer, timer_closed);
   uv_close((uv_handle_t *)&c->req_timer, timer_closed);
-  if (c->ws_active)
+  if (c->ws_active && !c->ws_releasing) {
+    c->ws_releasing = 1;
     ws_close(&c->ws, ws_released);
-  else
+  } else if (!c->ws_active) {
     sconn_free_if_done(c);
+  }
+}
+
+/* Releases the ws of a connection that stays (back-off, failed). */
+static void sconn_release_ws(struct stream_conn *c) {
+  if (c->ws_active && !c->ws_releasing) {
+    c->ws_releasing = 1;
+    ws_close(&c->ws, ws_released);
+  }
 }
 
 static struct stream_conn *sconn_new(struct streams *s) {
@@ -215,6 +301,7 @@ static struct stream_conn *sconn_new(struct streams *s) {
   c->req_timer.data = c;
   c->handles_open = 2;
   s->conns[s->n_conns++] = c;
+  s->n_alive++;
   return c;
 }
 
@@ -300,7 +387,29 @@ static void on_ws_open(struct ws *ws) {
     c->replaces = NULL;
   }
   report(c, 1, 0);
+  if (c->destroying || c->state != SCONN_OPEN)
+    return; /* the callback changed things */
+  if (c->resync) {
+    log_warn("streams", "conn %d: requests were lost; reconnecting", c->id);
+    ws_shutdown(&c->ws, 1000, "resubscribe");
+    return;
+  }
   send_pending(c);
+}
+
+static const char *event_symbol(const struct ev *ev) {
+  switch (ev->type) {
+  case EV_KLINE:
+    return ev->u.kline.symbol;
+  case EV_TICKER:
+    return ev->u.ticker.symbol;
+  case EV_DEPTH:
+    return ev->u.depth.symbol;
+  case EV_TRADE:
+    return ev->u.trade.symbol;
+  default:
+    return "";
+  }
 }
 
 static void handle_event(struct stream_conn *c, struct ev *ev) {
@@ -326,6 +435,12 @@ static void handle_event(struct stream_conn *c, struct ev *ev) {
   default:
     break;
   }
+  if (!strmap_get(&s->wanted, event_symbol(ev))) {
+    /* Unsubscribed, or carried by a connection being replaced: its
+     * frames still in flight are not wanted any more. */
+    s->stats.unwanted++;
+    return;
+  }
   rv = plan_dedupe_check(&s->dedupe, ev);
   if (rv == 0) {
     s->stats.duplicates++;
@@ -344,6 +459,10 @@ static void on_ws_message(struct ws *ws, int binary, const char *data,
   c->frames++;
   c->last_frame_ms = uv_now(s->loop);
   s->stats.frames++;
+  if (s->on_frame && !binary)
+    s->on_frame(s, c, data, len);
+  if (c->destroying)
+    return;
   if (binary) {
     s->stats.binary_frames++;
     log_limited(BL_LOG_WARN, "streams",
@@ -365,6 +484,8 @@ static void on_ws_close(struct ws *ws, int status, int code,
   struct stream_conn *c = ws->data;
   struct streams *s = c->owner;
   int was_open = c->state == SCONN_OPEN;
+  int why = status ? status : BL_ECLOSED;
+  uint64_t delay;
   c->last_status = status;
   if (c->destroying)
     return;
@@ -381,41 +502,42 @@ static void on_ws_close(struct ws *ws, int status, int code,
            status ? bl_strerror(status) : "clean", code, reason);
   uv_timer_stop(&c->timer);
   uv_timer_stop(&c->req_timer);
-  for (int i = 0; i < c->n_pending; i++)
-    free(c->pending[i]);
-  c->n_pending = 0;
+  pending_clear(c);
+  c->resync = 0; /* the next connect subscribes from the symbol list */
+  /* The state is settled before the owner hears of it: the callback may
+   * call streams_set_symbols or streams_close. */
   if (c->replacement) {
-    /* Already being replaced: the replacement takes over. */
+    /* Dropped while being replaced: the replacement takes over. */
     struct stream_conn *r = c->replacement;
     r->replaces = NULL;
     c->replacement = NULL;
-    if (was_open && s->cb.on_conn_change)
-      s->cb.on_conn_change(s, c, 0, status ? status : BL_ECLOSED,
-                           (const char *const *)r->symbols, r->n_symbols);
     sconn_destroy(c);
+    if (was_open && s->cb.on_conn_change)
+      s->cb.on_conn_change(s, c, 0, why, (const char *const *)r->symbols,
+                           r->n_symbols);
     return;
   }
-  if (was_open)
-    report(c, 0, status ? status : BL_ECLOSED);
   c->attempts++;
   if (s->cfg.max_reconnect_attempts > 0 &&
       c->attempts > s->cfg.max_reconnect_attempts) {
     c->state = SCONN_FAILED;
     log_error("streams", "conn %d: giving up after %d attempts", c->id,
               c->attempts - 1);
-    ws_close(&c->ws, ws_released);
+    sconn_release_ws(c);
+    if (was_open)
+      report(c, 0, why);
     return;
   }
   c->state = SCONN_BACKOFF;
   c->reconnects++;
   s->stats.reconnects++;
-  ws_close(&c->ws, ws_released);
-  {
-    uint64_t delay = backoff_ms(s, c->attempts);
-    log_info("streams", "conn %d: reconnecting in %llu ms (attempt %d)", c->id,
-             (unsigned long long)delay, c->attempts);
-    uv_timer_start(&c->timer, reconnect_cb, delay, 0);
-  }
+  sconn_release_ws(c);
+  delay = backoff_ms(s, c->attempts);
+  log_info("streams", "conn %d: reconnecting in %llu ms (attempt %d)", c->id,
+           (unsigned long long)delay, c->attempts);
+  uv_timer_start(&c->timer, reconnect_cb, delay, 0);
+  if (was_open)
+    report(c, 0, why);
 }
 
 static void sconn_connect(struct stream_conn *c) {
@@ -432,17 +554,20 @@ static void sconn_connect(struct stream_conn *c) {
   opt.max_msgs_per_sec = 5;
 
   buf_init(&url, 64 * 1024);
-  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols,
-                c->n_symbols, &s->cfg.types, PLAN_URL_MAX);
+  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols, c->n_symbols,
+                &s->cfg.types, PLAN_URL_MAX);
   if (rv < 0) {
     log_error("streams", "conn %d: cannot build the URL", c->id);
     buf_free(&url);
+    c->state = SCONN_BACKOFF;
+    uv_timer_start(&c->timer, reconnect_cb, backoff_ms(s, ++c->attempts), 0);
     return;
   }
   in_url = rv;
   ws_init(s->loop, &c->ws, &cb, &opt);
   c->ws.data = c;
   c->ws_active = 1;
+  c->ws_releasing = 0;
   c->state = SCONN_CONNECTING;
   rv = ws_connect(&c->ws, url.data, s->cfg.tls);
   buf_free(&url);
@@ -457,7 +582,7 @@ static void sconn_connect(struct stream_conn *c) {
   if (rv) {
     log_error("streams", "conn %d: cannot connect: %s", c->id, bl_strerror(rv));
     c->state = SCONN_BACKOFF;
-    ws_close(&c->ws, ws_released);
+    sconn_release_ws(c);
     uv_timer_start(&c->timer, reconnect_cb, backoff_ms(s, ++c->attempts), 0);
   }
 }
@@ -516,6 +641,7 @@ int streams_init(uv_loop_t *loop, struct streams *s,
   if (rv)
     return rv;
   plan_dedupe_init(&s->dedupe, 65536);
+  strmap_init(&s->wanted, 1u << 20);
   return 0;
 }
 
@@ -543,6 +669,15 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
 
   if (s->closing)
     return BL_ESTATE;
+
+  /* The wanted set first: events of dropped symbols stop at once. */
+  strmap_free(&s->wanted);
+  strmap_init(&s->wanted, 1u << 20);
+  for (int i = 0; i < n; i++) {
+    rv = strmap_put(&s->wanted, symbols[i], &s->wanted);
+    if (rv)
+      return rv;
+  }
 
   /* Remove what is no longer wanted, one UNSUBSCRIBE per connection. */
   for (int i = 0; i < s->n_conns; i++) {
@@ -576,7 +711,7 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
   for (int i = s->n_conns - 1; i >= 0; i--) {
     struct stream_conn *c = s->conns[i];
     if (!c->n_symbols && c->state != SCONN_RETIRING &&
-        c->state != SCONN_CLOSING && !c->replaces)
+        c->state != SCONN_CLOSING && !c->replaces && !c->replacement)
       sconn_retire(c, "no streams left");
   }
 
@@ -592,8 +727,8 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
     struct stream_conn *c = s->conns[i];
     int room, take;
     if (c->state == SCONN_RETIRING || c->state == SCONN_FAILED ||
-        c->state == SCONN_CLOSING)
-      continue;
+        c->state == SCONN_CLOSING || c->replacement)
+      continue; /* a connection being replaced hands its symbols on */
     room = per_conn - c->n_symbols;
     if (room <= 0)
       continue;
