@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -305,7 +306,18 @@ static struct stream_conn *sconn_new(struct streams *s) {
   return c;
 }
 
-static uint64_t backoff_ms(const struct streams *s, int attempts) {
+/* 0..999, from the instance's own generator (xorshift64*), seeded per
+ * instance so that collectors started together do not jitter alike. */
+static uint64_t jitter_permille(struct streams *s) {
+  uint64_t x = s->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  s->rng = x;
+  return ((x * 2685821657736338717ull) >> 32) % 1000;
+}
+
+static uint64_t backoff_ms(struct streams *s, int attempts) {
   uint64_t ms = s->cfg.reconnect_delay_ms ? s->cfg.reconnect_delay_ms : 1000;
   uint64_t max = s->cfg.reconnect_max_ms ? s->cfg.reconnect_max_ms : 60000;
   for (int i = 1; i < attempts && ms < max; i++)
@@ -313,7 +325,7 @@ static uint64_t backoff_ms(const struct streams *s, int attempts) {
   if (ms > max)
     ms = max;
   /* Jitter between 50 % and 100 % spreads a reconnect storm. */
-  return ms / 2 + (ms / 2) * (uint64_t)(rand() % 1000) / 1000;
+  return ms / 2 + (ms / 2) * jitter_permille(s) / 1000;
 }
 
 static void reconnect_cb(uv_timer_t *t) {
@@ -376,7 +388,7 @@ static void on_ws_open(struct ws *ws) {
   log_info("streams", "conn %d: open with %d symbols", c->id, c->n_symbols);
   /* Roll over a little early, with jitter so connections opened together
    * do not all roll at once. */
-  roll -= roll / 50 * (uint64_t)(rand() % 1000) / 1000;
+  roll -= roll / 50 * jitter_permille(s) / 1000;
   uv_timer_start(&c->timer, rollover_cb, roll, 0);
   if (c->replaces) {
     struct stream_conn *old = c->replaces;
@@ -459,6 +471,8 @@ static void on_ws_message(struct ws *ws, int binary, const char *data,
   c->frames++;
   c->last_frame_ms = uv_now(s->loop);
   s->stats.frames++;
+  if (s->closing)
+    return; /* nothing reaches the owner after streams_close */
   if (s->on_frame && !binary)
     s->on_frame(s, c, data, len);
   if (c->destroying)
@@ -642,6 +656,9 @@ int streams_init(uv_loop_t *loop, struct streams *s,
     return rv;
   plan_dedupe_init(&s->dedupe, 65536);
   strmap_init(&s->wanted, 1u << 20);
+  s->rng = uv_hrtime() ^ ((uint64_t)(uintptr_t)s << 16) ^ (uint64_t)getpid();
+  if (!s->rng)
+    s->rng = 0x9e3779b97f4a7c15ull;
   return 0;
 }
 

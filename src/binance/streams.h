@@ -137,6 +137,7 @@ struct streams {
   /* Additions after the lead's first version. */
   struct strmap wanted; /* the symbols of the last streams_set_symbols */
   int n_alive;          /* connections allocated (listed or being freed) */
+  uint64_t rng;         /* jitter generator state */
   /* Optional, set after streams_init (tests, probes): every text frame as
    * received, before parsing. */
   void (*on_frame)(struct streams *s, struct stream_conn *c, const char *data,
