@@ -61,6 +61,22 @@ int plan_symbol_streams(const char *symbol, const struct plan_types *t,
   return n < max ? n : max;
 }
 
+/* Appends a stream name to a URL, percent-encoding non-ASCII bytes (UTF-8
+ * symbols). */
+static int url_append_name(struct buf *url, const char *name) {
+  static const char hex[] = "0123456789ABCDEF";
+  int rv = 0;
+  for (const unsigned char *p = (const unsigned char *)name; *p && !rv; p++) {
+    if (*p < 0x80) {
+      rv = buf_append(url, (const char *)p, 1);
+    } else {
+      char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+      rv = buf_append(url, esc, 3);
+    }
+  }
+  return rv;
+}
+
 int plan_url(struct buf *url, const char *base, const char *const *symbols,
              int n_symbols, const struct plan_types *t, size_t max_len) {
   char names[PLAN_MAX_STREAMS_PER_SYMBOL][EV_STREAM_MAX];
@@ -73,7 +89,9 @@ int plan_url(struct buf *url, const char *base, const char *const *symbols,
     int n =
         plan_symbol_streams(symbols[i], t, names, PLAN_MAX_STREAMS_PER_SYMBOL);
     for (int j = 0; !rv && j < n; j++) {
-      rv = buf_printf(url, "%s%s", first ? "" : "/", names[j]);
+      rv = first ? 0 : buf_append(url, "/", 1);
+      if (!rv)
+        rv = url_append_name(url, names[j]);
       first = 0;
     }
     if (!rv && included && url->len - start > max_len) {

@@ -662,13 +662,6 @@ int streams_init(uv_loop_t *loop, struct streams *s,
   return 0;
 }
 
-static int wanted(const char *sym, const char *const *symbols, int n) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(symbols[i], sym))
-      return 1;
-  return 0;
-}
-
 static struct stream_conn *owner_of(struct streams *s, const char *sym) {
   for (int i = 0; i < s->n_conns; i++)
     if (s->conns[i]->state != SCONN_RETIRING &&
@@ -678,23 +671,56 @@ static struct stream_conn *owner_of(struct streams *s, const char *sym) {
   return NULL;
 }
 
-int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
+/* A symbol goes into URLs and JSON as it is: 1 to EV_SYMBOL_MAX - 1
+ * bytes, no ASCII control, space or character with a meaning there
+ * (UTF-8 bytes are fine; plan_url percent-encodes them). */
+static int symbol_ok(const char *sym) {
+  size_t len = strlen(sym);
+  if (!len || len >= EV_SYMBOL_MAX)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)sym[i];
+    if (ch <= ' ' || ch == 0x7f || strchr("\"\\/?#&%@+,", ch))
+      return 0;
+  }
+  return 1;
+}
+
+int streams_set_symbols(struct streams *s, const char *const *in, int n_in) {
   int per_conn =
       plan_symbols_per_connection(&s->cfg.types, s->cfg.max_streams_per_conn);
-  const char **added;
-  int n_added = 0, rv = 0;
+  const char **added, **symbols;
+  struct strmap want;
+  int n = 0, n_added = 0, rv = 0;
 
   if (s->closing)
     return BL_ESTATE;
+  if (n_in < 0 || (n_in && !in))
+    return BL_EINVAL;
 
-  /* The wanted set first: events of dropped symbols stop at once. */
-  strmap_free(&s->wanted);
-  strmap_init(&s->wanted, 1u << 20);
-  for (int i = 0; i < n; i++) {
-    rv = strmap_put(&s->wanted, symbols[i], &s->wanted);
-    if (rv)
-      return rv;
+  /* Check everything before changing anything; repeated names count once.
+   * The wanted set is replaced first: events of dropped symbols stop at
+   * once. */
+  symbols = malloc((size_t)(n_in ? n_in : 1) * sizeof *symbols);
+  if (!symbols)
+    return BL_ENOMEM;
+  strmap_init(&want, 1u << 20);
+  for (int i = 0; i < n_in && !rv; i++) {
+    if (!symbol_ok(in[i])) {
+      log_error("streams", "invalid symbol name of %zu bytes", strlen(in[i]));
+      rv = BL_EINVAL;
+    } else if (!strmap_get(&want, in[i])) {
+      rv = strmap_put(&want, in[i], &s->wanted);
+      symbols[n++] = in[i];
+    }
   }
+  if (rv) {
+    strmap_free(&want);
+    free(symbols);
+    return rv;
+  }
+  strmap_free(&s->wanted);
+  s->wanted = want;
 
   /* Remove what is no longer wanted, one UNSUBSCRIBE per connection. */
   for (int i = 0; i < s->n_conns; i++) {
@@ -704,7 +730,7 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
     if (c->state == SCONN_RETIRING || c->state == SCONN_CLOSING)
       continue;
     for (int j = c->n_symbols - 1; j >= 0; j--) {
-      if (wanted(c->symbols[j], symbols, n))
+      if (strmap_get(&s->wanted, c->symbols[j]))
         continue;
       log_info("streams", "conn %d: dropping %s", c->id, c->symbols[j]);
       plan_dedupe_forget_symbol(&s->dedupe, c->symbols[j]);
@@ -733,8 +759,10 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
   }
 
   added = malloc((size_t)(n ? n : 1) * sizeof *added);
-  if (!added)
+  if (!added) {
+    free(symbols);
     return BL_ENOMEM;
+  }
   for (int i = 0; i < n; i++)
     if (!owner_of(s, symbols[i]))
       added[n_added++] = symbols[i];
@@ -772,6 +800,7 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
     sconn_connect(c);
   }
   free(added);
+  free(symbols);
   return rv;
 }
 

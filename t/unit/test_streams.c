@@ -988,6 +988,64 @@ static void set_symbols_during_rollover(void **state) {
   fx_free(f);
 }
 
+static int replacement_open(struct fx *f) {
+  return f->n >= 2 && f->p[1]->open;
+}
+
+/* The replacement drops during the overlap (the old connection is already
+ * retiring): reported down, reconnected within the overlap, nothing lost
+ * or repeated. */
+static void replacement_drops_in_overlap(void **state) {
+  struct fx *f = fx_new();
+  const char *syms[] = {"BTCUSDT"};
+  (void)state;
+  f->cfg.rollover_ms = 400;
+  f->cfg.overlap_ms = 400;
+  f->gen_syms[0] = "BTCUSDT";
+  f->n_gen = 1;
+  fx_start(f, syms, 1);
+  assert_true(run_until(f, all_open, 3000));
+  uv_timer_start(&f->gen, gen_cb, 2, 2);
+  assert_true(run_until(f, replacement_open, 3000));
+  run_for(f, 20);
+  peer_drop(f->p[1]);
+  assert_true(run_until(f, down_once, 3000));
+  run_for(f, 700);
+  uv_timer_stop(&f->gen);
+  run_for(f, 50);
+  assert_int_equal(f->downs, 1);
+  assert_contiguous(f, 0);
+  assert_true(f->ids[0][f->n_ids[0] - 1] == f->gen_id[0]);
+  assert_true(n_open_conns(f) >= 1);
+  fx_free(f);
+}
+
+/* Invalid names are refused before anything changes; a repeated name
+ * counts once. */
+static void symbol_checks(void **state) {
+  struct fx *f = fx_new();
+  const char *syms[] = {"BTCUSDT", "BTCUSDT", "ETHUSDT"};
+  const char *bad1[] = {"BTCUSDT", ""};
+  const char *bad2[] = {"BTC/USDT"};
+  const char *bad3[] = {"BTC\"X"};
+  const char *bad4[] = {
+      "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"};
+  (void)state;
+  fx_start(f, syms, 3);
+  assert_int_equal(f->st.n_conns, 1);
+  assert_int_equal(f->st.conns[0]->n_symbols, 2);
+  assert_int_equal(streams_set_symbols(&f->st, bad1, 2), BL_EINVAL);
+  assert_int_equal(streams_set_symbols(&f->st, bad2, 1), BL_EINVAL);
+  assert_int_equal(streams_set_symbols(&f->st, bad3, 1), BL_EINVAL);
+  assert_int_equal(streams_set_symbols(&f->st, bad4, 1), BL_EINVAL);
+  assert_int_equal(streams_set_symbols(&f->st, NULL, -1), BL_EINVAL);
+  assert_int_equal(f->st.conns[0]->n_symbols, 2);
+  assert_true(run_until(f, all_open, 3000));
+  assert_string_equal(f->p[0]->path,
+                      "/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade");
+  fx_free(f);
+}
+
 static int got_pong(struct fx *f) {
   return f->p[0]->pongs >= 1;
 }
@@ -1132,6 +1190,8 @@ int main(void) {
       cmocka_unit_test(server_shutdown),
       cmocka_unit_test(drop_during_rollover),
       cmocka_unit_test(set_symbols_during_rollover),
+      cmocka_unit_test(replacement_drops_in_overlap),
+      cmocka_unit_test(symbol_checks),
       cmocka_unit_test(pings),
       cmocka_unit_test(reentrant_set_symbols),
       cmocka_unit_test(reentrant_clear_on_down),
