@@ -398,6 +398,10 @@ static void on_ws_open(struct ws *ws) {
     old->replacement = NULL;
     c->replaces = NULL;
   }
+  if (!c->n_symbols) { /* all removed while it was opening */
+    sconn_retire(c, "no streams left");
+    return;
+  }
   report(c, 1, 0);
   if (c->destroying || c->state != SCONN_OPEN)
     return; /* the callback changed things */
@@ -819,7 +823,8 @@ int streams_healthy(const struct streams *s, uint64_t fresh_ms) {
   uint64_t now = uv_now(s->loop);
   for (int i = 0; i < s->n_conns; i++) {
     const struct stream_conn *c = s->conns[i];
-    if (c->state == SCONN_RETIRING || c->state == SCONN_CLOSING)
+    /* a replacement still opening: the old connection carries the data */
+    if (c->state == SCONN_RETIRING || c->state == SCONN_CLOSING || c->replaces)
       continue;
     if (c->state != SCONN_OPEN || now - c->last_frame_ms > fresh_ms)
       return 0;

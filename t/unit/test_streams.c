@@ -77,6 +77,7 @@ struct fx {
   const char *gen_syms[MAXSYM];
   int n_gen;
   int64_t gen_id[MAXSYM];
+  int check_health, unhealthy, health_samples;
   /* the streams under test and what its callbacks saw */
   struct streams st;
   struct streams_config cfg;
@@ -320,6 +321,10 @@ static void gen_cb(uv_timer_t *t) {
   struct fx *f = t->data;
   for (int i = 0; i < f->n_gen; i++)
     broadcast_trade(f, f->gen_syms[i], ++f->gen_id[i]);
+  if (f->check_health) {
+    f->health_samples++;
+    f->unhealthy += !streams_healthy(&f->st, 1000);
+  }
 }
 
 static void pinger_cb(uv_timer_t *t) {
@@ -845,10 +850,13 @@ static void rollover_without_loss(void **state) {
   f->gen_syms[0] = "BTCUSDT";
   f->gen_syms[1] = "ETHUSDT";
   f->n_gen = 2;
+  f->check_health = 1;
   fx_start(f, syms, 2);
   assert_true(run_until(f, all_open, 3000));
   uv_timer_start(&f->gen, gen_cb, 2, 2);
   run_for(f, 2500);
+  assert_true(f->health_samples > 500);
+  assert_int_equal(f->unhealthy, 0); /* healthy through every rollover */
   uv_timer_stop(&f->gen);
   run_for(f, 50);
   assert_true(f->st.stats.rollovers >= 4);
