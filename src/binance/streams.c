@@ -811,6 +811,11 @@ int streams_set_symbols(struct streams *s, const char *const *in, int n_in) {
 void streams_close(struct streams *s, void (*cb)(struct streams *s)) {
   struct stream_conn *all[STREAMS_MAX_CONNS];
   int n = s->n_conns;
+  if (s->closing) { /* again: only the callback changes */
+    s->close_cb = cb;
+    maybe_streams_closed(s);
+    return;
+  }
   s->closing = 1;
   s->close_cb = cb;
   memcpy(all, s->conns, (size_t)n * sizeof all[0]);

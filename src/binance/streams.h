@@ -158,12 +158,15 @@ int streams_init(uv_loop_t *loop, struct streams *s,
  * STREAMS_MAX_CONNS connections cannot carry them all. */
 int streams_set_symbols(struct streams *s, const char *const *symbols, int n);
 
-/* Closes every connection (close 1000) and calls |cb| when everything is
- * released. */
+/* Closes every connection (close 1000, up to 3 s for the answer) and calls
+ * |cb| once when everything is released (then |s| may be freed). No event
+ * or connection change reaches the owner after this call. A second call
+ * only replaces |cb|. Safe from inside the callbacks. */
 void streams_close(struct streams *s, void (*cb)(struct streams *s));
 
 /* For health: 1 when every connection is open and received a frame in the
- * last |fresh_ms|. */
+ * last |fresh_ms| (a rollover's replacement still opening and a retiring
+ * connection do not count; none at all is healthy). */
 int streams_healthy(const struct streams *s, uint64_t fresh_ms);
 
 const char *stream_conn_state_name(enum stream_conn_state st);
