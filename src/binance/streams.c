@@ -161,8 +161,8 @@ static int pending_cancel(struct stream_conn *c, int subscribe,
  * connecting or open needs one: any other state builds its URL from the
  * symbol list at its next connect. Requests not yet sent are merged: a
  * symbol queued the other way cancels out (the server never saw it), the
- * rest joins the last queued request of the same kind, so a burst of
- * changes costs one or two requests. */
+ * rest joins a queued request of the same kind, so a burst of changes
+ * costs one or two requests. */
 static void queue_request(struct stream_conn *c, int subscribe,
                           const char *const *syms, int n) {
   if (!n || (c->state != SCONN_OPEN && c->state != SCONN_CONNECTING))
@@ -174,8 +174,15 @@ static void queue_request(struct stream_conn *c, int subscribe,
     char *copy;
     if (pending_cancel(c, !subscribe, syms[i]))
       continue;
-    r = c->n_pending ? &c->pending[c->n_pending - 1] : NULL;
-    if (!r || r->subscribe != subscribe || r->n == STREAMS_REQUEST_SYMBOLS) {
+    /* Requests about different symbols commute (the same symbol queued
+     * both ways has cancelled out above), so any queued request of this
+     * kind with room takes it. */
+    r = NULL;
+    for (int k = c->n_pending - 1; k >= 0 && !r; k--)
+      if (c->pending[k].subscribe == subscribe &&
+          c->pending[k].n < STREAMS_REQUEST_SYMBOLS)
+        r = &c->pending[k];
+    if (!r) {
       if (c->n_pending == STREAMS_MAX_PENDING) {
         /* Far behind: reconnecting rebuilds the streams from the symbol
          * list, which is always right. */

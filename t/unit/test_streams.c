@@ -749,6 +749,29 @@ static void subscriptions_in_step(void **state) {
   g_n_want = 3;
   assert_true(run_until(f, subs_match, 5000));
   assert_true(p->n_req - before <= 3);
+  /* 100 alternating changes (add one, drop another) at once: one
+   * SUBSCRIBE and one UNSUBSCRIBE at most after the first */
+  run_for(f, 600);
+  before = p->n_req;
+  {
+    static char alt[101][EV_SYMBOL_MAX];
+    const char *set[3];
+    for (int i = 0; i <= 100; i++)
+      snprintf(alt[i], sizeof alt[i], "ALT%03dUSDT", i);
+    for (int i = 0; i < 100; i++) {
+      set[0] = "AAAUSDT";
+      set[1] = alt[i];
+      set[2] = alt[i + 1];
+      assert_int_equal(streams_set_symbols(&f->st, set, 3), 0);
+    }
+    g_want[0] = "AAAUSDT";
+    g_want[1] = alt[99];
+    g_want[2] = alt[100];
+    g_n_want = 3;
+  }
+  assert_true(run_until(f, subs_match, 5000));
+  assert_true(p->n_req - before <= 3);
+  assert_int_equal(f->downs, 0);
   run_for(f, 1500); /* pongs keep coming */
   assert_true(p->pongs >= 2);
   assert_paced(p);
