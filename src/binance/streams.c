@@ -1,11 +1,17 @@
 /*
  * streams.c: the WebSocket stream manager (see streams.h).
  *
- * State: the connections (each with its symbols, its ws, a timer for
- * back-off/rollover/overlap and one for request pacing), the one parser
- * and duplicate filter shared by all of them, and counters. A connection
- * struct is freed only after its ws and both timers are closed; while that
- * is under way it is marked |destroying| and out of the list.
+ * State: the connections (each with its symbols, its queue of unsent
+ * control requests, its ws, a timer for back-off/rollover/overlap/close and
+ * one for request pacing), the one parser, duplicate filter and wanted-
+ * symbol set shared by all of them, a jitter generator and counters. A
+ * connection struct is freed only after its ws and both timers are closed;
+ * while that is under way it is marked |destroying| and out of the list
+ * (n_alive still counts it, and streams_close's callback waits for it).
+ *
+ * Owner callbacks may call streams_set_symbols or streams_close: the state
+ * of a connection is settled before it is reported, and nothing touches a
+ * connection after a callback that may have destroyed it.
  */
 #include "binance/streams.h"
 

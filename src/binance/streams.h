@@ -4,12 +4,13 @@
  * It keeps the combined-stream connections that carry the active symbols'
  * streams (binance/stream_plan packs them, at most max_streams_per_conn
  * each), parses every frame once (binance/parse) and hands each new event
- * to the owner; duplicates from an overlap or a repeated frame are dropped
- * first. It keeps subscriptions in step with the symbol set through
- * SUBSCRIBE/UNSUBSCRIBE, one batched request per change and connection,
- * at least 250 ms apart (the ws pacer keeps every connection under five
- * frames a second, pongs included). A connection that drops reconnects
- * with exponential back-off and jitter (never giving up unless
+ * to the owner; duplicates from an overlap or a repeated frame, and events
+ * of symbols no longer wanted, are dropped first. It keeps subscriptions in
+ * step with the symbol set through SUBSCRIBE/UNSUBSCRIBE, one batched
+ * request per change and connection (queued changes merge), at least
+ * STREAMS_REQUEST_SPACING_MS apart (the ws pacer keeps every connection
+ * under five frames a second, pongs included). A connection that drops
+ * reconnects with exponential back-off and jitter (never giving up unless
  * max_reconnect_attempts says so). Before its 24 h limit, and at once on
  * serverShutdown, a connection is replaced: the new one opens first, both
  * run for overlap_ms, then the old one closes, so nothing is lost.
