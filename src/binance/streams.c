@@ -549,7 +549,9 @@ static void on_ws_close(struct ws *ws, int status, int code,
     return;
   }
   c->attempts++;
-  if (s->cfg.max_reconnect_attempts > 0 &&
+  /* A rollover's replacement does not give up while the connection it
+   * replaces still carries the data: giving up would strand its symbols. */
+  if (s->cfg.max_reconnect_attempts > 0 && !c->replaces &&
       c->attempts > s->cfg.max_reconnect_attempts) {
     c->state = SCONN_FAILED;
     log_error("streams", "conn %d: giving up after %d attempts", c->id,

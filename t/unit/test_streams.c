@@ -1019,6 +1019,43 @@ static void set_symbols_during_rollover(void **state) {
   fx_free(f);
 }
 
+static int accepts_5(struct fx *f) {
+  return f->n >= 5;
+}
+
+/* Replacements refused (with max_reconnect_attempts 1): the old connection
+ * keeps delivering, the replacement keeps trying, nothing is stranded;
+ * once accepted, the rollover completes. */
+static void replacement_refused(void **state) {
+  struct fx *f = fx_new();
+  const char *syms[] = {"BTCUSDT"};
+  (void)state;
+  f->cfg.rollover_ms = 200;
+  f->cfg.overlap_ms = 100;
+  f->cfg.max_reconnect_attempts = 1;
+  f->gen_syms[0] = "BTCUSDT";
+  f->n_gen = 1;
+  fx_start(f, syms, 1);
+  assert_true(run_until(f, all_open, 3000));
+  f->reject = 1;
+  uv_timer_start(&f->gen, gen_cb, 2, 2);
+  assert_true(run_until(f, accepts_5, 5000));
+  assert_int_equal(f->downs, 0);
+  assert_true(f->p[0]->open);
+  assert_int_equal(f->st.conns[0]->state, SCONN_OPEN);
+  assert_true(f->st.conns[1]->state == SCONN_BACKOFF ||
+              f->st.conns[1]->state == SCONN_CONNECTING);
+  f->reject = 0;
+  assert_true(run_until(f, first_closed, 5000));
+  run_for(f, 100);
+  uv_timer_stop(&f->gen);
+  run_for(f, 50);
+  assert_int_equal(f->downs, 0);
+  assert_contiguous(f, 0);
+  assert_true(f->ids[0][f->n_ids[0] - 1] == f->gen_id[0]);
+  fx_free(f);
+}
+
 static int replacement_open(struct fx *f) {
   return f->n >= 2 && f->p[1]->open;
 }
@@ -1222,6 +1259,7 @@ int main(void) {
       cmocka_unit_test(drop_during_rollover),
       cmocka_unit_test(set_symbols_during_rollover),
       cmocka_unit_test(replacement_drops_in_overlap),
+      cmocka_unit_test(replacement_refused),
       cmocka_unit_test(symbol_checks),
       cmocka_unit_test(pings),
       cmocka_unit_test(reentrant_set_symbols),
