@@ -819,7 +819,7 @@ static void reconnect_backoff(void **state) {
   for (int k = 1; k < 6; k++) {
     uint64_t prev = k == 1 ? f->down_ms[0] : f->p[k - 1]->accepted_ms;
     uint64_t d = f->p[k]->accepted_ms - prev;
-    if (d < base / 2 || d > base + 40)
+    if (d < base / 2 || d > base + 60)
       fail_msg("attempt %d after %llu ms, base %llu", k, (unsigned long long)d,
                (unsigned long long)base);
     if (d < base * 95 / 100)
