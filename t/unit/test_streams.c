@@ -650,6 +650,45 @@ static void events_duplicates_malformed(void **state) {
   fx_free(f);
 }
 
+static int g_dropped_lines;
+
+static void count_sink(int level, const char *line, void *arg) {
+  (void)level;
+  (void)arg;
+  if (strstr(line, "frame dropped"))
+    g_dropped_lines++;
+}
+
+static int errors_200(struct fx *f) {
+  return f->st.stats.parse_errors >= 200;
+}
+
+/* A flood of malformed frames: all counted, a few lines logged (the first
+ * test, so the per-call-site budget is fresh), the connection kept. */
+static void malformed_flood_rate_limited(void **state) {
+  struct fx *f = fx_new();
+  const char *syms[] = {"BTCUSDT"};
+  char fr[512];
+  (void)state;
+  fx_start(f, syms, 1);
+  assert_true(run_until(f, all_open, 3000));
+  log_setup(BL_LOG_WARN, 0, "test_streams", NULL);
+  log_set_sink(count_sink, NULL);
+  for (int i = 0; i < 200; i++)
+    send_text(f->p[0], "{\"stream\":\"btcusdt@aggTrade\",\"data\":[");
+  trade_frame(fr, sizeof fr, "BTCUSDT", 1);
+  send_text(f->p[0], fr);
+  assert_true(run_until(f, errors_200, 3000));
+  run_for(f, 50);
+  log_set_sink(NULL, NULL);
+  log_setup(BL_LOG_ERROR, 0, "test_streams", NULL);
+  assert_true(f->st.stats.parse_errors == 200);
+  assert_true(g_dropped_lines >= 1 && g_dropped_lines <= BL_LOG_LIMIT_BURST);
+  assert_int_equal(f->n_ids[0], 1);
+  assert_int_equal(f->downs, 0);
+  fx_free(f);
+}
+
 /* An oversized frame (over max_frame) is dropped as too_big and the
  * connection stays. */
 static void oversized_frame(void **state) {
@@ -1248,6 +1287,7 @@ static void close_all(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(malformed_flood_rate_limited),
       cmocka_unit_test(plan_200_symbols),
       cmocka_unit_test(events_duplicates_malformed),
       cmocka_unit_test(oversized_frame),
