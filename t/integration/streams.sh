@@ -226,7 +226,7 @@ start_mock e --symbols 4 --rate 400 --ping-interval 1 --pong-timeout 3
 URL=ws://127.0.0.1:$PORT
 out=$tmp/roll.out
 "$PROBE" --url "$URL" --symbols BTCUSDT,ETHUSDT --rollover 3000 \
-  --overlap 1000 --duration 11000 --health-every 10 >"$out" \
+  --overlap 1000 --duration 11000 --health-every 10 --list-at 9000 >"$out" \
   2>"$tmp/roll.err" &
 probe=$!
 sleep 7.2
@@ -244,6 +244,9 @@ like "$(field "$out" stats server_shutdowns)" '^[1-9]' \
 like "$(field "$out" stats duplicates)" '^[1-9]' \
   "roll: the overlaps overlapped (duplicates dropped)"
 is "$(grep -c '^down' "$out")" 0 "roll: never reported down"
+is "$(sed -n 's/^list conn=[0-9]* //p' "$out")" \
+  "n=2 btcusdt@aggTrade,ethusdt@aggTrade" \
+  "roll: LIST_SUBSCRIPTIONS after rollovers is exactly the wanted streams"
 is "$(awk '$1=="health" && $2>500 {print $3}' "$out" | sort -u)" 1 \
   "roll: healthy throughout"
 is "$(grep '^conn ' "$out" | grep -c ' open ')" 1 "roll: one connection open at the end"
