@@ -174,6 +174,9 @@ struct app {
 };
 
 static void app_stop(struct app *a, const char *why);
+static double app_pressure(const struct app *a);
+#define APP_PAUSE_AT 0.75
+#define APP_RESUME_AT 0.40
 
 /* --- migrations in the loop ---------------------------------------------- */
 
@@ -283,6 +286,10 @@ static void app_on_depth(void *arg, const struct ev_depth *d) {
 static void app_on_event(struct streams *s, const struct ev *ev) {
   struct app *a = s->data;
   pipeline_on_event(&a->pl, ev, s->rx_ns);
+  /* One read can carry thousands of frames: look at the sinks after each
+   * event, not only once per loop iteration. */
+  if (!s->paused && app_pressure(a) >= APP_PAUSE_AT)
+    streams_pause(s, 1);
 }
 
 static void app_on_conn_change(struct streams *s, struct stream_conn *c, int up,
@@ -304,9 +311,6 @@ static void app_on_conn_change(struct streams *s, struct stream_conn *c, int up,
  * refusing rows or dropping publishes. A sink that is down does not:
  * waiting for it would only trade data loss for a disconnect from the
  * exchange. Checked once per loop iteration, after the I/O callbacks. */
-#define APP_PAUSE_AT 0.75
-#define APP_RESUME_AT 0.40
-
 static double app_pressure(const struct app *a) {
   double p = 0;
   if (pg_is_up(&a->pg))
