@@ -141,8 +141,7 @@ static int seg_push(struct spool *sp, uint32_t id, uint64_t size, int sealed) {
 
 static void seg_pop_front(struct spool *sp) {
   sp->disk_bytes -= sp->segs[0].size;
-  memmove(sp->segs, sp->segs + 1,
-          (size_t)(sp->nsegs - 1) * sizeof *sp->segs);
+  memmove(sp->segs, sp->segs + 1, (size_t)(sp->nsegs - 1) * sizeof *sp->segs);
   sp->nsegs--;
 }
 
@@ -432,8 +431,7 @@ static void r_decode(struct spool *sp, int eof) {
     if (!sp->skipping)
       sp->skip_from = sp->roff - avail;
     from = sp->rbuf.data + sp->rpos + 1;
-    next = memchr(from, ((const char *)&magic)[0],
-                  sp->rbuf.len - sp->rpos - 1);
+    next = memchr(from, ((const char *)&magic)[0], sp->rbuf.len - sp->rpos - 1);
     if (!next)
       next = sp->rbuf.data + sp->rbuf.len;
     sp->skipping += (uint64_t)(next - (sp->rbuf.data + sp->rpos));
@@ -493,8 +491,8 @@ static void r_kick(struct spool *sp) {
     }
     sp->rbufv = uv_buf_init(sp->rbuf.data + sp->rbuf.len, (unsigned)want);
     sp->rbusy = 1;
-    uv_fs_read(sp->loop, &sp->rreq, sp->rfd, &sp->rbufv, 1,
-               (int64_t)sp->roff, r_done);
+    uv_fs_read(sp->loop, &sp->rreq, sp->rfd, &sp->rbufv, 1, (int64_t)sp->roff,
+               r_done);
     return;
   }
   if (!s->sealed) {
@@ -775,10 +773,10 @@ void spool_collect(struct buf *out, void *arg) {
                      s->rows_refused);
   metrics_family(out, "binance_live_spool_records_total", "counter",
                  "Spool records written and replayed.");
-  metrics_sample_u64(out, "binance_live_spool_records_total",
-                     "op=\"written\"", s->records_written);
-  metrics_sample_u64(out, "binance_live_spool_records_total",
-                     "op=\"replayed\"", s->records_replayed);
+  metrics_sample_u64(out, "binance_live_spool_records_total", "op=\"written\"",
+                     s->records_written);
+  metrics_sample_u64(out, "binance_live_spool_records_total", "op=\"replayed\"",
+                     s->records_replayed);
   metrics_family(out, "binance_live_spool_corrupt_bytes_total", "counter",
                  "Bytes skipped while replaying (corrupt records, torn "
                  "tails).");

@@ -68,9 +68,9 @@ struct spool_seg {
 };
 
 struct spool_stats {
-  uint64_t rows_in;          /* rows accepted by spool_append */
-  uint64_t rows_refused;     /* past max_bytes or the buffer */
-  uint64_t records_written;  /* sealed records handed to the disk */
+  uint64_t rows_in;         /* rows accepted by spool_append */
+  uint64_t rows_refused;    /* past max_bytes or the buffer */
+  uint64_t records_written; /* sealed records handed to the disk */
   uint64_t bytes_written;
   uint64_t records_replayed; /* valid records read back */
   uint64_t rows_replayed;    /* rows popped by the consumer */
@@ -98,13 +98,13 @@ struct spool {
   /* writer */
   uv_fs_t wreq;
   int wbusy;
-  uv_file wfd;          /* the last segment's fd when >= 0 */
-  struct buf pend;      /* sealed and open records, not yet handed over */
-  struct buf fly;       /* being written */
-  size_t fly_off;       /* bytes of |fly| already written */
-  size_t open_rec;      /* offset in |pend| of the open record, or -1 */
-  int open_table;       /* its table */
-  uint64_t unsynced;    /* bytes written since the last fdatasync */
+  uv_file wfd;       /* the last segment's fd when >= 0 */
+  struct buf pend;   /* sealed and open records, not yet handed over */
+  struct buf fly;    /* being written */
+  size_t fly_off;    /* bytes of |fly| already written */
+  size_t open_rec;   /* offset in |pend| of the open record, or -1 */
+  int open_table;    /* its table */
+  uint64_t unsynced; /* bytes written since the last fdatasync */
   uint64_t last_sync_ms;
   uint64_t hold_until_ms; /* after an I/O error: no retry before */
   uv_buf_t wbuf;
@@ -113,15 +113,15 @@ struct spool {
   uv_fs_t rreq;
   int rbusy;
   uv_file rfd;
-  uint32_t rseg;    /* id of the segment rfd reads */
-  uint64_t roff;    /* bytes of it read into rbuf so far */
-  struct buf rbuf;  /* read, not yet consumed */
-  size_t rpos;      /* first unconsumed byte */
-  int have_rec;     /* a valid record starts at rpos */
-  size_t rec_end;   /* its end in rbuf */
-  size_t row_pos;   /* next row in it */
-  uint64_t skipping;    /* corrupt bytes skipped in the current run */
-  uint64_t skip_from;   /* segment offset where the run began */
+  uint32_t rseg;      /* id of the segment rfd reads */
+  uint64_t roff;      /* bytes of it read into rbuf so far */
+  struct buf rbuf;    /* read, not yet consumed */
+  size_t rpos;        /* first unconsumed byte */
+  int have_rec;       /* a valid record starts at rpos */
+  size_t rec_end;     /* its end in rbuf */
+  size_t row_pos;     /* next row in it */
+  uint64_t skipping;  /* corrupt bytes skipped in the current run */
+  uint64_t skip_from; /* segment offset where the run began */
   uv_buf_t rbufv;
 
   spool_cb on_ready; /* rows readable again, or the spool became empty */
