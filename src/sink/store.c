@@ -161,7 +161,7 @@ struct store_batch {
   int n_rows;
   struct buf cols[STORE_MAX_COLS];
   const char *values[STORE_MAX_COLS];
-  struct store_batch *next; /* in a table's ready list */
+  struct store_batch *next;                /* in a table's ready list */
   struct store_batch *fly_prev, *fly_next; /* while submitted to pg */
 };
 
@@ -250,8 +250,8 @@ static void flush_table(struct store *st, struct store_table_q *q);
 
 /* Appends a packed row to a table's waiting rows. |fresh|: a new row (not
  * one replayed from the spool), counted in rows_in. */
-static int queue_row(struct store *st, struct store_table_q *q,
-                     const char *row, size_t len, int fresh) {
+static int queue_row(struct store *st, struct store_table_q *q, const char *row,
+                     size_t len, int fresh) {
   uint32_t off = (uint32_t)q->rows.len;
   size_t olen = q->offsets.len;
   int rv;
@@ -679,7 +679,8 @@ static void batch_done(struct pg_op *op, int status, PGresult *res,
     if (st->spool_open_ && !st->spool.closing)
       kept = spill_rows(st, b->table, &b->rows, &b->offsets, b->n_rows);
     if (kept)
-      log_warn("store", "%s: %d rows not written at shutdown (%s) kept in "
+      log_warn("store",
+               "%s: %d rows not written at shutdown (%s) kept in "
                "the spool",
                tables[b->table].name, kept, bl_strerror(status));
     if (kept < b->n_rows)
@@ -1000,7 +1001,8 @@ static void spill_leftovers(struct store *st) {
     int n = spill_ready(st, q->ready);
     n += spill_rows(st, q->table, &q->rows, &q->offsets, q->n_rows);
     if (n)
-      log_warn("store", "%s: %d rows not written at shutdown kept in the "
+      log_warn("store",
+               "%s: %d rows not written at shutdown kept in the "
                "spool",
                tables[t].name, n);
     while (q->ready) {

@@ -55,10 +55,10 @@ enum store_table {
 };
 
 struct store_opts {
-  int batch_size;        /* rows per statement; 0: 1000 */
-  int flush_interval_ms; /* 0: 200 */
-  int max_rows;          /* rows held per table; 0: 20 * batch_size */
-  const char *spool_dir; /* NULL: no spool */
+  int batch_size;               /* rows per statement; 0: 1000 */
+  int flush_interval_ms;        /* 0: 200 */
+  int max_rows;                 /* rows held per table; 0: 20 * batch_size */
+  const char *spool_dir;        /* NULL: no spool */
   uint64_t spool_max_bytes;     /* 0: 1 GiB */
   uint64_t spool_segment_bytes; /* 0: 64 MiB */
   int spool_grace_ms;           /* pg down this long: spool; 0: 1000 */
@@ -99,7 +99,7 @@ struct store {
   int spool_open_; /* not yet closed */
   int pg_down;
   uint64_t down_since_ms;
-  struct buf scratch; /* the row being packed */
+  struct buf scratch;                      /* the row being packed */
   struct store_batch *fly_head, *fly_tail; /* submitted to pg */
   uint64_t rows_spooled, rows_replayed, spool_refused, spool_episodes;
 };
