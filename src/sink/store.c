@@ -497,6 +497,7 @@ static int spill_ready(struct store *st, struct store_batch *b) {
 static void pg_watch(struct store *st) {
   if (pg_is_up(st->pg)) {
     st->pg_down = 0;
+    st->outage_copied = 0;
   } else if (!st->pg_down) {
     st->pg_down = 1;
     st->down_since_ms = uv_now(st->loop);
@@ -509,14 +510,22 @@ static int pg_gone(struct store *st) {
                             (uint64_t)st->opts.spool_grace_ms;
 }
 
-/* Starts sending new rows to the spool, and copies every row held in
- * memory there too (oldest first), so a crash while PostgreSQL is away
- * loses nothing. The in-memory rows are still sent by pg and the store;
- * the copies are replayed later as harmless duplicates. */
+/* Starts sending new rows to the spool. When PostgreSQL is gone, also
+ * copies every row held in memory there (oldest first; once per outage),
+ * so a crash while it is away loses nothing. The in-memory rows are still
+ * sent by pg and the store; the copies are replayed later as harmless
+ * duplicates. */
 static void enter_spooling(struct store *st, const char *why) {
   int n = 0;
-  st->spooling = 1;
-  st->spool_episodes++;
+  if (!st->spooling) {
+    st->spooling = 1;
+    st->spool_episodes++;
+    log_warn("store", "%s: rows now go to the spool in %s", why,
+             st->spool.dir);
+  }
+  if (st->outage_copied || !st->pg_down)
+    return;
+  st->outage_copied = 1;
   for (struct store_batch *b = st->fly_head; b; b = b->fly_next)
     n += spill_rows(st, b->table, &b->rows, &b->offsets, b->n_rows);
   for (int t = 0; t < STORE_NTABLES; t++) {
@@ -524,10 +533,8 @@ static void enter_spooling(struct store *st, const char *why) {
     n += spill_ready(st, q->ready);
     n += spill_rows(st, q->table, &q->rows, &q->offsets, q->n_rows);
   }
-  log_warn("store",
-           "%s: rows now go to the spool in %s (%d rows held in memory "
-           "copied there too)",
-           why, st->spool.dir, n);
+  if (n)
+    log_warn("store", "%d rows held in memory copied to the spool", n);
 }
 
 static int any_ready(const struct store *st) {
@@ -585,10 +592,10 @@ static int accept_row(struct store *st, enum store_table t, struct packer *p) {
   int rv;
   if (p->rv)
     return p->rv;
-  if (st->spool_on && !st->spooling) {
-    if (pg_gone(st))
+  if (st->spool_on) {
+    if (!st->outage_copied && pg_gone(st))
       enter_spooling(st, "PostgreSQL is unreachable");
-    else if (q->n_held >= st->opts.max_rows)
+    else if (!st->spooling && q->n_held >= st->opts.max_rows)
       enter_spooling(st, "a table queue is full");
   }
   if (!st->spooling)
@@ -751,7 +758,7 @@ static void tick(uv_timer_t *t) {
   struct store *st = t->data;
   uint64_t now = uv_now(st->loop);
   resubmit_ready(st);
-  if (st->spool_on && !st->spooling && store_pending(st) && pg_gone(st))
+  if (st->spool_on && !st->outage_copied && store_pending(st) && pg_gone(st))
     enter_spooling(st, "PostgreSQL is unreachable");
   replay(st);
   for (int i = 0; i < STORE_NTABLES; i++) {

@@ -19,20 +19,25 @@
  * The spool (store_opts.spool_dir set; see sink/spool.h): while PostgreSQL
  * has been down for longer than spool_grace_ms, or a table's queue is at
  * max_rows, new rows are appended to the on-disk spool instead of the
- * queues ("spooling"). On entering that state the store also writes a copy
- * of every row it still holds in memory (waiting rows, held batches and the
- * batches in flight at pg, oldest first) so that a kill -9 while
- * PostgreSQL is down loses nothing; pg re-sends its own in-flight batches
- * after a reconnect, so those rows arrive twice, which the idempotent
- * statements absorb. While the spool holds anything, every new row goes
- * behind it, so order is kept. Once pg is up (and no older batch waits in
- * memory), replay moves spooled rows into the queues as room allows
- * (bounded by max_rows); when the spool is empty, rows go to the queues
- * directly again. A spool left by an earlier run is replayed first. Rows
- * pg could not write at shutdown go to the spool as well.
- * Loss window: rows only in memory (the first spool_grace_ms of an outage,
- * rows replayed from the spool but not yet committed, the spool's write
- * buffer) are lost by a kill -9 or a crash; a clean shutdown keeps them.
+ * queues ("spooling"). Once per outage (pg down past the grace) the store
+ * also writes a copy of every row it still holds in memory (batches in
+ * flight at pg, held batches, waiting rows; oldest first) so that a kill -9
+ * while PostgreSQL is down loses nothing. Those rows are still sent from
+ * memory too (pg re-sends its in-flight batches after a reconnect), so
+ * they arrive twice, which the idempotent statements absorb. While the
+ * spool holds anything, every new row goes behind it, so order is kept.
+ * Once pg is up and no older batch waits in memory, replay moves spooled
+ * rows into the queues as room allows (bounded by max_rows); when the
+ * spool is empty, rows go to the queues directly again. A spool left by an
+ * earlier run is replayed first. Rows pg could not write at shutdown go to
+ * the spool as well (their copies land behind newer spooled rows: for an
+ * open kline that means an older update may be applied again after a
+ * newer one until the next update; closed klines are frozen, other tables
+ * ignore repeats).
+ * Loss window (kill -9, crash): rows accepted during the first
+ * spool_grace_ms of an outage before the copy, rows replayed from the spool
+ * into memory and not yet committed (their segment may already be
+ * deleted), and the spool's unwritten buffer. A clean shutdown keeps all.
  */
 #ifndef BL_SINK_STORE_H
 #define BL_SINK_STORE_H
@@ -98,6 +103,7 @@ struct store {
   int spooling;    /* new rows go to the spool */
   int spool_open_; /* not yet closed */
   int pg_down;
+  int outage_copied; /* this outage's held rows are in the spool */
   uint64_t down_since_ms;
   struct buf scratch;                      /* the row being packed */
   struct store_batch *fly_head, *fly_tail; /* submitted to pg */
