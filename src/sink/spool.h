@@ -54,7 +54,7 @@
 #define SPOOL_RECORD_MAX (16u << 20)    /* longest valid body */
 
 struct spool_opts {
-  const char *dir;        /* created if missing (one level of parents) */
+  const char *dir;        /* created if missing (with its parents) */
   uint64_t max_bytes;     /* 0: 1 GiB */
   uint64_t segment_bytes; /* 0: 64 MiB */
   size_t buffer_bytes;    /* in-memory write buffer; 0: 4 MiB */

@@ -520,8 +520,7 @@ static void enter_spooling(struct store *st, const char *why) {
   if (!st->spooling) {
     st->spooling = 1;
     st->spool_episodes++;
-    log_warn("store", "%s: rows now go to the spool in %s", why,
-             st->spool.dir);
+    log_warn("store", "%s: rows now go to the spool in %s", why, st->spool.dir);
   }
   if (st->outage_copied || !st->pg_down)
     return;

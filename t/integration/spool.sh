@@ -8,7 +8,9 @@
 #   3. a small spool.max_bytes: refusals counted and logged, no crash, every
 #      accepted row arrives;
 #   4. a torn tail (the segment truncated by the test) is skipped with a log
-#      line and everything before it arrives.
+#      line and everything before it arrives;
+#   5. SIGTERM while PostgreSQL is down and rows are still only in memory:
+#      the clean shutdown puts them in the spool, the next start stores them.
 . "$(dirname "$0")/../lib/harness.sh"
 h_init
 h_pg_start
@@ -118,4 +120,22 @@ IFS='|' read -r n nd lo hi <<<"$r"
 is "$n|$nd|$lo" "$n|$n|400001" "the rows before the tail arrived once ($r)"
 is "$n" "$((hi - lo + 1))" "no hole before the torn record"
 ok $((n > 0 && n < 1000 ? 0 : 1)) "the torn record's rows are the ones missing ($n of 1000)"
+
+# --- 5. a clean shutdown while PostgreSQL is down ---------------------------
+sp=$H_TMP/spool5
+h_pg_stop
+"$FEED" --spool "$sp" --from 500001 --count 100000 --rate 1000 \
+  >"$H_TMP/f5.out" 2>"$H_TMP/f5.err" &
+fpid=$!
+sleep 0.6 # inside the 1 s grace: the rows are only in memory
+kill -TERM $fpid
+wait $fpid
+ok $? "SIGTERM while PostgreSQL is down: the feeder exited 0"
+acc=$(grep '^accepted=' "$H_TMP/f5.out" | cut -d= -f2)
+grep -q "not written at shutdown .*kept in the spool" "$H_TMP/f5.err"
+ok $? "the unwritten rows were put in the spool at shutdown"
+h_pg_start
+"$FEED" --spool "$sp" --count 0 --wait 60 >"$H_TMP/f5b.out" 2>"$H_TMP/f5b.err"
+ok $? "the next start replayed them"
+is "$(ids 500001 600000)" "$acc|$acc|500001|$((500000 + acc))" "all $acc rows accepted before SIGTERM stored once"
 done_testing

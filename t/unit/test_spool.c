@@ -174,6 +174,19 @@ static void t_round_trip(void **state) {
   assert_int_equal(f->sp.stats.corrupt_bytes, 0);
   assert_true(f->sp.stats.records_written < 1500); /* rows share records */
   assert_int_equal(spool_bytes(&f->sp), 0);
+  {
+    struct buf m;
+    buf_init(&m, 1 << 20);
+    spool_collect(&m, &f->sp);
+    assert_non_null(strstr(m.data, "binance_live_spool_bytes 0\n"));
+    assert_non_null(strstr(
+        m.data, "binance_live_spool_rows_total{op=\"replayed\"} 1500\n"));
+    assert_non_null(
+        strstr(m.data, "binance_live_spool_rows_total{op=\"refused\"} 0\n"));
+    assert_non_null(
+        strstr(m.data, "binance_live_spool_corrupt_bytes_total 0\n"));
+    buf_free(&m);
+  }
   sp_close(f);
   assert_int_equal(count_files(f->dir), 0);
 }
