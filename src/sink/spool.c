@@ -134,9 +134,25 @@ static int seg_push(struct spool *sp, uint32_t id, uint64_t size, int sealed) {
   sp->segs[sp->nsegs].id = id;
   sp->segs[sp->nsegs].size = size;
   sp->segs[sp->nsegs].sealed = sealed;
+  sp->segs[sp->nsegs].read_done = 0;
   sp->nsegs++;
   sp->disk_bytes += size;
   return 0;
+}
+
+/* The segment the reader works on: the oldest not read to its end. */
+static struct spool_seg *r_seg(struct spool *sp) {
+  for (int i = 0; i < sp->nsegs; i++)
+    if (!sp->segs[i].read_done)
+      return &sp->segs[i];
+  return NULL;
+}
+
+static struct spool_seg *seg_find(struct spool *sp, uint32_t id) {
+  for (int i = 0; i < sp->nsegs; i++)
+    if (sp->segs[i].id == id)
+      return &sp->segs[i];
+  return NULL;
 }
 
 static void seg_pop_front(struct spool *sp) {
@@ -158,8 +174,34 @@ static void r_kick(struct spool *sp);
 static void maybe_closed(struct spool *sp);
 
 int spool_is_empty(const struct spool *sp) {
-  return !sp->nsegs && !sp->pend.len && sp->fly_off == sp->fly.len &&
-         !sp->have_rec;
+  for (int i = 0; i < sp->nsegs; i++)
+    if (!sp->segs[i].read_done)
+      return 0;
+  return !sp->pend.len && sp->fly_off == sp->fly.len && !sp->have_rec;
+}
+
+static void d_done(uv_fs_t *req);
+
+/* Deletes the oldest segment once it is read to its end and released. */
+static void gc(struct spool *sp) {
+  char path[600];
+  if (sp->dbusy || sp->closing || !sp->nsegs || !sp->segs[0].read_done ||
+      sp->segs[0].id > sp->release_upto ||
+      seg_path(sp, sp->segs[0].id, path, sizeof path))
+    return;
+  sp->dbusy = 1;
+  sp->dreq.data = sp;
+  uv_fs_unlink(sp->loop, &sp->dreq, path, d_done);
+}
+
+void spool_release(struct spool *sp, uint32_t upto) {
+  if (upto > sp->release_upto)
+    sp->release_upto = upto;
+  gc(sp);
+}
+
+uint32_t spool_peek_seg(const struct spool *sp) {
+  return sp->have_rec ? sp->rseg : 0;
 }
 
 uint64_t spool_bytes(const struct spool *sp) {
@@ -176,6 +218,7 @@ static void after_io(struct spool *sp) {
   }
   w_kick(sp);
   r_kick(sp);
+  gc(sp);
   if (sp->on_ready && (sp->have_rec || spool_is_empty(sp)))
     sp->on_ready(sp);
 }
@@ -205,8 +248,7 @@ static void seal_open_record(struct spool *sp) {
 static int reader_caught_up(const struct spool *sp) {
   const struct spool_seg *s = sp->nsegs ? &sp->segs[sp->nsegs - 1] : NULL;
   return s && !s->sealed && sp->rfd >= 0 && sp->rseg == s->id && !sp->rbusy &&
-         sp->roff == s->size && !sp->have_rec && sp->rpos == sp->rbuf.len &&
-         sp->nsegs == 1;
+         sp->roff == s->size && !sp->have_rec && sp->rpos == sp->rbuf.len;
 }
 
 static void w_done(uv_fs_t *req);
@@ -441,9 +483,10 @@ static void r_decode(struct spool *sp, int eof) {
     skip_end(sp, 1);
 }
 
-static int seg_eof(const struct spool *sp) {
-  return sp->nsegs && sp->rfd >= 0 && sp->rseg == sp->segs[0].id &&
-         sp->segs[0].sealed && sp->roff == sp->segs[0].size;
+static int seg_eof(struct spool *sp) {
+  const struct spool_seg *s = r_seg(sp);
+  return s && sp->rfd >= 0 && sp->rseg == s->id && s->sealed &&
+         sp->roff == s->size;
 }
 
 static void r_done(uv_fs_t *req);
@@ -454,9 +497,9 @@ static void r_kick(struct spool *sp) {
   if (sp->rbusy || sp->closing || sp->have_rec)
     return;
   r_decode(sp, seg_eof(sp));
-  if (sp->have_rec || !sp->nsegs)
+  s = r_seg(sp);
+  if (sp->have_rec || !s)
     return;
-  s = &sp->segs[0];
   sp->rreq.data = sp;
   if (sp->rfd < 0 || sp->rseg != s->id) {
     if (sp->rfd >= 0) { /* cannot happen: a segment is dropped closed */
@@ -499,7 +542,8 @@ static void r_kick(struct spool *sp) {
     w_kick(sp); /* seals it if the writer has nothing more */
     return;
   }
-  /* Sealed and read to its end, every record consumed: delete it. */
+  /* Sealed and read to its end, every record consumed: close it; it is
+   * deleted once released. */
   sp->rbusy = 1;
   uv_fs_close(sp->loop, &sp->rreq, sp->rfd, r_done);
 }
@@ -508,15 +552,15 @@ static void r_done(uv_fs_t *req) {
   struct spool *sp = req->data;
   ssize_t rv = req->result;
   uv_fs_type type = req->fs_type;
-  char path[600];
+  struct spool_seg *cur = seg_find(sp, sp->rseg);
   uv_fs_req_cleanup(req);
   sp->rbusy = 0;
   switch (type) {
   case UV_FS_OPEN:
     if (rv < 0) {
       io_error(sp, "cannot open a segment for replay", rv);
-      if (rv == UV_ENOENT && sp->nsegs && sp->segs[0].sealed)
-        seg_pop_front(sp);
+      if (rv == UV_ENOENT && cur && cur->sealed)
+        cur->read_done = 1; /* gone: gc drops it */
       else
         sp->hold_until_ms = uv_now(sp->loop) + RETRY_MS;
       break;
@@ -524,11 +568,10 @@ static void r_done(uv_fs_t *req) {
     sp->rfd = (uv_file)rv;
     break;
   case UV_FS_READ:
-    if (rv == 0 && sp->nsegs && sp->segs[0].id == sp->rseg &&
-        sp->segs[0].sealed) {
+    if (rv == 0 && cur && cur->sealed) {
       /* Shorter than when it was scanned: it ends here. */
-      sp->disk_bytes -= sp->segs[0].size - sp->roff;
-      sp->segs[0].size = sp->roff;
+      sp->disk_bytes -= cur->size - sp->roff;
+      cur->size = sp->roff;
       break;
     }
     if (rv <= 0) {
@@ -540,29 +583,32 @@ static void r_done(uv_fs_t *req) {
     sp->roff += (uint64_t)rv;
     break;
   case UV_FS_CLOSE: {
-    int del = !sp->closing && sp->nsegs && sp->segs[0].id == sp->rseg &&
-              sp->segs[0].sealed && sp->roff == sp->segs[0].size;
+    struct spool_seg *s = seg_find(sp, sp->rseg);
     sp->rfd = -1;
-    if (del && !seg_path(sp, sp->rseg, path, sizeof path)) {
-      sp->rbusy = 1;
-      sp->rreq.data = sp;
-      uv_fs_unlink(sp->loop, &sp->rreq, path, r_done);
-      return;
+    if (!sp->closing && s && s->sealed && sp->roff == s->size &&
+        !sp->have_rec && sp->rpos == sp->rbuf.len) {
+      s->read_done = 1;
+      buf_reset(&sp->rbuf);
+      sp->rpos = 0;
+      sp->roff = 0;
     }
     break;
   }
-  case UV_FS_UNLINK:
-    if (rv < 0)
-      io_error(sp, "cannot delete a consumed segment", rv);
-    if (sp->nsegs)
-      seg_pop_front(sp);
-    buf_reset(&sp->rbuf);
-    sp->rpos = 0;
-    sp->roff = 0;
-    break;
   default:
     break;
   }
+  after_io(sp);
+}
+
+static void d_done(uv_fs_t *req) {
+  struct spool *sp = req->data;
+  ssize_t rv = req->result;
+  uv_fs_req_cleanup(req);
+  sp->dbusy = 0;
+  if (rv < 0 && rv != UV_ENOENT)
+    io_error(sp, "cannot delete a consumed segment", rv);
+  if (sp->nsegs && sp->segs[0].read_done)
+    seg_pop_front(sp);
   after_io(sp);
 }
 
@@ -663,6 +709,7 @@ int spool_open(uv_loop_t *loop, struct spool *sp, const struct spool_opts *opts,
   sp->rfd = -1;
   sp->open_rec = (size_t)-1;
   sp->on_ready = on_ready;
+  sp->release_upto = UINT32_MAX;
   if (!opts || !opts->dir || !opts->dir[0])
     return BL_EINVAL;
   sp->opts = *opts;
@@ -670,6 +717,8 @@ int spool_open(uv_loop_t *loop, struct spool *sp, const struct spool_opts *opts,
   if (n < 0 || (size_t)n >= sizeof sp->dir - 32)
     return BL_EINVAL;
   sp->opts.dir = sp->dir;
+  if (sp->opts.manual_release)
+    sp->release_upto = 0;
   if (!sp->opts.max_bytes)
     sp->opts.max_bytes = (uint64_t)1 << 30;
   if (!sp->opts.segment_bytes)
@@ -718,7 +767,7 @@ static void timer_closed(uv_handle_t *h) {
 
 static void maybe_closed(struct spool *sp) {
   spool_cb cb;
-  if (!sp->closing || sp->closed || sp->wbusy || sp->rbusy)
+  if (!sp->closing || sp->closed || sp->wbusy || sp->rbusy || sp->dbusy)
     return;
   if (sp->wfd >= 0 || sp->pend.len || sp->fly_off < sp->fly.len)
     return; /* the writer is still at work */

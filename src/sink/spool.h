@@ -59,12 +59,15 @@ struct spool_opts {
   uint64_t segment_bytes; /* 0: 64 MiB */
   size_t buffer_bytes;    /* in-memory write buffer; 0: 4 MiB */
   unsigned sync_ms;       /* 0: 1000 */
+  int manual_release;     /* segments read to their end are deleted only once
+                             spool_release() covers them */
 };
 
 struct spool_seg {
   uint32_t id;
   uint64_t size; /* bytes known to be in the file */
   int sealed;    /* no more writes: a short record at its end is torn */
+  int read_done; /* read to its end and closed; deleted once released */
 };
 
 struct spool_stats {
@@ -124,6 +127,11 @@ struct spool {
   uint64_t skip_from; /* segment offset where the run began */
   uv_buf_t rbufv;
 
+  /* deletion */
+  uv_fs_t dreq;
+  int dbusy;
+  uint32_t release_upto; /* segments up to this id may be deleted */
+
   spool_cb on_ready; /* rows readable again, or the spool became empty */
   spool_cb close_cb;
   int closing;
@@ -153,7 +161,17 @@ int spool_peek(struct spool *sp, int *table, const char **row, size_t *len);
 /* Drops the row spool_peek() returned. */
 void spool_pop(struct spool *sp);
 
-/* 1 when nothing is on disk, buffered or being read. */
+/* The segment id of the row spool_peek() returned (0 if none). */
+uint32_t spool_peek_seg(const struct spool *sp);
+
+/* With opts.manual_release: segments with id <= |upto| that are read to
+ * their end may be deleted (the consumer has committed their rows). Until
+ * then they stay on disk, count in spool_bytes() and are replayed again
+ * after a restart. */
+void spool_release(struct spool *sp, uint32_t upto);
+
+/* 1 when no row is left to read: nothing buffered, every segment read to
+ * its end (consumed segments may still wait for their release). */
 int spool_is_empty(const struct spool *sp);
 
 /* Bytes on disk plus bytes buffered. */

@@ -150,6 +150,13 @@ static int drain(struct fx *f, int first, const int *expect, int max) {
   return n;
 }
 
+/* Runs the loop until every consumed segment is deleted. */
+static void wait_gc(struct fx *f) {
+  for (int i = 0; i < 100000 && f->sp.nsegs; i++)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(f->sp.nsegs, 0);
+}
+
 static void t_crc(void **state) {
   (void)state;
   /* The standard CRC-32C check value. */
@@ -173,6 +180,7 @@ static void t_round_trip(void **state) {
   assert_int_equal(f->sp.stats.rows_replayed, 1500);
   assert_int_equal(f->sp.stats.corrupt_bytes, 0);
   assert_true(f->sp.stats.records_written < 1500); /* rows share records */
+  wait_gc(f);
   assert_int_equal(spool_bytes(&f->sp), 0);
   {
     struct buf m;
@@ -209,6 +217,7 @@ static void t_roll_and_reopen(void **state) {
   append(f, 3000, 3); /* new rows go behind the old ones */
   assert_int_equal(drain(f, 0, NULL, -1), 3001);
   assert_true(spool_is_empty(&f->sp));
+  wait_gc(f);
   assert_int_equal(count_files(f->dir), 0);
   sp_close(f);
   assert_int_equal(count_files(f->dir), 0);
@@ -271,6 +280,7 @@ static void t_torn_tail(void **state) {
     assert_int_equal(drain(f, 0, NULL, -1), N - 1);
     assert_int_equal(f->sp.stats.corrupt_bytes, cut - offs[N - 1]);
     assert_int_equal(f->sp.stats.torn_tails, cut > offs[N - 1] ? 1 : 0);
+    wait_gc(f);
     assert_int_equal(count_files(f->dir), 0);
     sp_close(f);
   }
@@ -347,9 +357,52 @@ static void t_max_bytes(void **state) {
   assert_true(spool_bytes(&f->sp) <= 2000);
   /* Every accepted row comes back; then there is room again. */
   assert_int_equal(drain(f, 0, NULL, -1), accepted);
+  wait_gc(f);
   row_text(accepted, r, sizeof r, &len);
   assert_int_equal(spool_append(&f->sp, 0, r, len), 0);
   assert_int_equal(drain(f, accepted, NULL, -1), 1);
+  sp_close(f);
+}
+
+/* With manual_release, a consumed segment stays until released. */
+static void t_manual_release(void **state) {
+  struct fx *f = *state;
+  struct spool_opts o;
+  memset(&o, 0, sizeof o);
+  o.dir = f->dir;
+  o.segment_bytes = 4096;
+  o.manual_release = 1;
+  assert_int_equal(spool_open(&f->loop, &f->sp, &o, NULL), 0);
+  f->sp.data = f;
+  for (int i = 0; i < 600; i++) {
+    append(f, i, 0);
+    if (i % 50 == 49)
+      settle(f);
+  }
+  settle(f);
+  {
+    int n = count_files(f->dir);
+    uint32_t first;
+    int table;
+    const char *row;
+    size_t len;
+    assert_true(n >= 4);
+    while (spool_peek(&f->sp, &table, &row, &len))
+      uv_run(&f->loop, UV_RUN_ONCE);
+    first = spool_peek_seg(&f->sp);
+    assert_int_equal(first, 1);
+    assert_int_equal(drain(f, 0, NULL, -1), 600);
+    for (int i = 0; i < 50; i++)
+      uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(count_files(f->dir), n); /* nothing released yet */
+    spool_release(&f->sp, 2);
+    for (int i = 0; i < 1000 && count_files(f->dir) > n - 2; i++)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(count_files(f->dir), n - 2);
+    spool_release(&f->sp, UINT32_MAX);
+    wait_gc(f);
+    assert_int_equal(count_files(f->dir), 0);
+  }
   sp_close(f);
 }
 
@@ -387,6 +440,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(t_torn_tail, setup, teardown),
       cmocka_unit_test_setup_teardown(t_flipped_middle, setup, teardown),
       cmocka_unit_test_setup_teardown(t_max_bytes, setup, teardown),
+      cmocka_unit_test_setup_teardown(t_manual_release, setup, teardown),
   };
   log_setup(BL_LOG_ERROR, BL_LOG_TEXT, "test_spool", "test");
   return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
