@@ -185,7 +185,7 @@ static void d_done(uv_fs_t *req);
 /* Deletes the oldest segment once it is read to its end and released. */
 static void gc(struct spool *sp) {
   char path[600];
-  if (sp->dbusy || sp->closing || !sp->nsegs || !sp->segs[0].read_done ||
+  if (sp->dbusy || sp->closed || !sp->nsegs || !sp->segs[0].read_done ||
       sp->segs[0].id > sp->release_upto ||
       seg_path(sp, sp->segs[0].id, path, sizeof path))
     return;
@@ -195,8 +195,13 @@ static void gc(struct spool *sp) {
 }
 
 void spool_release(struct spool *sp, uint32_t upto) {
-  if (upto > sp->release_upto)
-    sp->release_upto = upto;
+  if (upto == UINT32_MAX) { /* every segment read so far */
+    upto = 0;
+    for (int i = 0; i < sp->nsegs; i++)
+      if (sp->segs[i].read_done)
+        upto = sp->segs[i].id;
+  }
+  sp->release_upto = upto;
   gc(sp);
 }
 
@@ -213,6 +218,7 @@ uint64_t spool_bytes(const struct spool *sp) {
 static void after_io(struct spool *sp) {
   if (sp->closing) {
     w_kick(sp);
+    gc(sp);
     maybe_closed(sp);
     return;
   }

@@ -165,9 +165,10 @@ void spool_pop(struct spool *sp);
 uint32_t spool_peek_seg(const struct spool *sp);
 
 /* With opts.manual_release: segments with id <= |upto| that are read to
- * their end may be deleted (the consumer has committed their rows). Until
- * then they stay on disk, count in spool_bytes() and are replayed again
- * after a restart. */
+ * their end may be deleted (the consumer has committed their rows); each
+ * call replaces the previous bound. UINT32_MAX: the segments read to their
+ * end so far (not later ones). Until released, segments stay on disk,
+ * count in spool_bytes() and are replayed again after a restart. */
 void spool_release(struct spool *sp, uint32_t upto);
 
 /* 1 when no row is left to read: nothing buffered, every segment read to

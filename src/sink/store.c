@@ -163,6 +163,14 @@ struct store_batch {
   const char *values[STORE_MAX_COLS];
   struct store_batch *next;                /* in a table's ready list */
   struct store_batch *fly_prev, *fly_next; /* while submitted to pg */
+  uint64_t seq0; /* number of its first row in its table */
+};
+
+/* Rows replayed from spool segment |seg| reach row number end[t] - 1 of
+ * table t (0: none). */
+struct store_mark {
+  uint32_t seg;
+  uint64_t end[STORE_NTABLES];
 };
 
 const char *store_table_name(enum store_table t) {
@@ -271,6 +279,7 @@ static int queue_row(struct store *st, struct store_table_q *q, const char *row,
     q->first_row_ms = uv_now(st->loop);
   q->n_rows++;
   q->n_held++;
+  q->seq_in++;
   if (fresh)
     q->rows_in++;
   if (q->n_rows >= st->opts.batch_size)
@@ -543,6 +552,59 @@ static int any_ready(const struct store *st) {
   return 0;
 }
 
+/* Notes that row |end| - 1 of |table| came from spool segment |seg|. */
+static void mark_note(struct store *st, uint32_t seg, int table, uint64_t end) {
+  struct store_mark *m;
+  if (!st->nmarks || st->marks[st->nmarks - 1].seg != seg) {
+    if (st->nmarks == st->capmarks) {
+      int cap = st->capmarks ? st->capmarks * 2 : 16;
+      struct store_mark *n = realloc(st->marks, (size_t)cap * sizeof *n);
+      if (!n)
+        return; /* the segment may then go before its rows are stored */
+      st->marks = n;
+      st->capmarks = cap;
+    }
+    m = &st->marks[st->nmarks++];
+    memset(m, 0, sizeof *m);
+    m->seg = seg;
+  }
+  st->marks[st->nmarks - 1].end[table] = end;
+}
+
+/* Lets the spool delete the segments whose replayed rows are all
+ * committed: those before the oldest mark not yet passed by every table's
+ * oldest uncommitted row. */
+static void release_spool(struct store *st) {
+  uint64_t wm[STORE_NTABLES];
+  int k = 0;
+  if (!st->spool_open_ || st->spool.closing)
+    return;
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    const struct store_table_q *q = &st->q[t];
+    wm[t] = q->seq_in - (uint64_t)q->n_rows;
+    for (const struct store_batch *b = q->ready; b; b = b->next)
+      if (b->seq0 < wm[t])
+        wm[t] = b->seq0;
+  }
+  for (const struct store_batch *b = st->fly_head; b; b = b->fly_next)
+    if (b->seq0 < wm[b->table])
+      wm[b->table] = b->seq0;
+  while (k < st->nmarks) {
+    int done = 1;
+    for (int t = 0; t < STORE_NTABLES && done; t++)
+      done = st->marks[k].end[t] <= wm[t];
+    if (!done)
+      break;
+    k++;
+  }
+  if (k) {
+    memmove(st->marks, st->marks + k,
+            (size_t)(st->nmarks - k) * sizeof *st->marks);
+    st->nmarks -= k;
+  }
+  spool_release(&st->spool, st->nmarks ? st->marks[0].seg - 1 : UINT32_MAX);
+}
+
 /* Moves spooled rows into the queues while PostgreSQL is up, no older
  * batch waits in memory and the queues have room; leaves the spooling
  * state once the spool is empty. */
@@ -553,6 +615,7 @@ static void replay(struct store *st) {
   if (st->pg_down)
     return;
   while (!any_ready(st)) {
+    uint32_t seg;
     int table;
     const char *row;
     size_t len;
@@ -568,8 +631,10 @@ static void replay(struct store *st) {
     q = &st->q[table];
     if (q->n_held >= st->opts.max_rows)
       break;
+    seg = spool_peek_seg(&st->spool);
     if (queue_row(st, q, row, len, 0))
       break;
+    mark_note(st, seg, table, q->seq_in);
     spool_pop(&st->spool);
     st->rows_replayed++;
   }
@@ -646,6 +711,8 @@ static void batch_split(struct store *st, struct store_batch *b,
     batch_free(b);
     return;
   }
+  l->seq0 = b->seq0;
+  r->seq0 = b->seq0 + (uint64_t)half;
   batch_free(b);
   batch_submit(st, l);
   batch_submit(st, r);
@@ -714,6 +781,7 @@ static void flush_table(struct store *st, struct store_table_q *q) {
         batch_free(b);
       return;
     }
+    b->seq0 = q->seq_in - (uint64_t)q->n_rows;
     /* Drop the taken rows from the waiting set and shift the offsets. */
     cut = take < q->n_rows ? row_offset(&q->offsets, take) : q->rows.len;
     buf_consume(&q->rows, cut);
@@ -760,6 +828,7 @@ static void tick(uv_timer_t *t) {
   if (st->spool_on && !st->outage_copied && store_pending(st) && pg_gone(st))
     enter_spooling(st, "PostgreSQL is unreachable");
   replay(st);
+  release_spool(st);
   for (int i = 0; i < STORE_NTABLES; i++) {
     struct store_table_q *q = &st->q[i];
     if (q->n_rows &&
@@ -808,6 +877,7 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
     so.dir = st->opts.spool_dir;
     so.max_bytes = st->opts.spool_max_bytes;
     so.segment_bytes = st->opts.spool_segment_bytes;
+    so.manual_release = 1;
     rv = spool_open(loop, &st->spool, &so, store_spool_ready);
     if (rv) {
       log_error("store", "cannot open the spool in %s: %s", so.dir,
@@ -1031,11 +1101,15 @@ static void maybe_closed(struct store *st) {
   if (st->spool_open_) {
     if (!st->spool.closing) {
       spill_leftovers(st);
+      release_spool(st); /* rows committed so far free their segments */
       spool_close(&st->spool, store_spool_closed);
     }
     return;
   }
   buf_free(&st->scratch);
+  free(st->marks);
+  st->marks = NULL;
+  st->nmarks = st->capmarks = 0;
   cb = st->close_cb;
   st->close_cb = NULL;
   for (int t = 0; t < STORE_NTABLES; t++) {

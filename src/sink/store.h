@@ -34,10 +34,13 @@
  * open kline that means an older update may be applied again after a
  * newer one until the next update; closed klines are frozen, other tables
  * ignore repeats).
+ * A spool segment is deleted only once every row replayed from it is
+ * committed (rows are numbered per table as they are queued; a segment is
+ * released when each table's oldest uncommitted row is past the last row
+ * it gave), so a crash during replay replays it again (duplicates only).
  * Loss window (kill -9, crash): rows accepted during the first
- * spool_grace_ms of an outage before the copy, rows replayed from the spool
- * into memory and not yet committed (their segment may already be
- * deleted), and the spool's unwritten buffer. A clean shutdown keeps all.
+ * spool_grace_ms of an outage before the copy, and the spool's unwritten
+ * buffer (a few ms of rows). A clean shutdown keeps everything.
  */
 #ifndef BL_SINK_STORE_H
 #define BL_SINK_STORE_H
@@ -78,6 +81,7 @@ struct store_table_q {
   int n_rows;                /* waiting */
   int n_held;                /* waiting + in batches */
   uint64_t first_row_ms;     /* uv_now() when the oldest waiting row came */
+  uint64_t seq_in;           /* rows ever queued: the next row's number */
   struct store_batch *ready; /* built batches pg refused with BL_EFULL */
   /* counters */
   uint64_t rows_in, rows_written, rows_refused, bad_rows, batches;
@@ -107,6 +111,9 @@ struct store {
   uint64_t down_since_ms;
   struct buf scratch;                      /* the row being packed */
   struct store_batch *fly_head, *fly_tail; /* submitted to pg */
+  struct store_mark *marks; /* per spool segment replayed from: the row
+                               numbers it reached, oldest first */
+  int nmarks, capmarks;
   uint64_t rows_spooled, rows_replayed, spool_refused, spool_episodes;
 };
 

@@ -10,7 +10,9 @@
 #   4. a torn tail (the segment truncated by the test) is skipped with a log
 #      line and everything before it arrives;
 #   5. SIGTERM while PostgreSQL is down and rows are still only in memory:
-#      the clean shutdown puts them in the spool, the next start stores them.
+#      the clean shutdown puts them in the spool, the next start stores them;
+#   6. SIGKILL in the middle of a replay: segments whose rows were not yet
+#      committed are still on disk, and the next start stores everything.
 . "$(dirname "$0")/../lib/harness.sh"
 h_init
 h_pg_start
@@ -138,4 +140,26 @@ h_pg_start
 "$FEED" --spool "$sp" --count 0 --wait 60 >"$H_TMP/f5b.out" 2>"$H_TMP/f5b.err"
 ok $? "the next start replayed them"
 is "$(ids 500001 600000)" "$acc|$acc|500001|$((500000 + acc))" "all $acc rows accepted before SIGTERM stored once"
+
+# --- 6. SIGKILL during a replay ----------------------------------------------
+sp=$H_TMP/spool6
+h_pg_stop
+"$FEED" --spool "$sp" --from 600001 --count 30000 --rate 6000 \
+  --segment-bytes 8192 --max-rows 1000 \
+  >"$H_TMP/f6.out" 2>"$H_TMP/f6.err" &
+fpid=$!
+h_wait_for 30 grep -q '^sent=630000' "$H_TMP/f6.out"
+ok $? "30000 rows sent while PostgreSQL is down"
+sleep 1
+h_pg_start
+h_wait_for 30 bash -c "[ \$(psql -XAtq -c \"SELECT count(*) FROM trades WHERE agg_trade_id > 600000\") -gt 2000 ]"
+kill -9 $fpid
+wait $fpid 2>/dev/null
+before=$(h_psql "SELECT count(*) FROM trades WHERE agg_trade_id > 600000")
+ok $((before < 30000 ? 0 : 1)) "killed in the middle of the replay ($before of 30000 stored)"
+"$FEED" --spool "$sp" --count 0 --wait 60 >"$H_TMP/f6b.out" 2>"$H_TMP/f6b.err"
+ok $? "the next start replayed the rest"
+is "$(ids 600001 630000)" "30000|30000|600001|630000" "all 30000 rows stored once"
+is "$(segs "$sp")" "0" "consumed segments deleted"
+diag "kill during replay: $before stored before the kill; next run $(grep -E '^(replayed|written)=' "$H_TMP/f6b.out" | tr '\n' ' ')"
 done_testing
