@@ -11,7 +11,9 @@
  * the consumed file can be deleted. The reader reads the oldest segment in
  * chunks, but only bytes whose write has completed, decodes one record at a
  * time and hands its rows out through spool_peek()/spool_pop(); when a
- * sealed segment is read to its end it is closed and unlinked.
+ * sealed segment is read to its end it is closed and marked read_done. A
+ * third request deletes read_done segments from the front once released
+ * (at once, unless opts.manual_release).
  */
 #include "sink/spool.h"
 

@@ -37,7 +37,8 @@
  * max_bytes; past it spool_append() refuses the row (BL_EFULL), counts it
  * and logs (rate-limited): the oldest data is kept. The write buffer is
  * bounded by buffer_bytes (refusal the same way while a slow disk
- * catches up). Fully consumed segments are deleted.
+ * catches up). Fully consumed segments are deleted (with manual_release,
+ * only once the consumer released them: see spool_release()).
  */
 #ifndef BL_SINK_SPOOL_H
 #define BL_SINK_SPOOL_H
