@@ -144,22 +144,22 @@ is "$(ids 500001 600000)" "$acc|$acc|500001|$((500000 + acc))" "all $acc rows ac
 # --- 6. SIGKILL during a replay ----------------------------------------------
 sp=$H_TMP/spool6
 h_pg_stop
-"$FEED" --spool "$sp" --from 600001 --count 30000 --rate 6000 \
+"$FEED" --spool "$sp" --from 600001 --count 60000 --rate 8000 \
   --segment-bytes 8192 --max-rows 1000 \
   >"$H_TMP/f6.out" 2>"$H_TMP/f6.err" &
 fpid=$!
-h_wait_for 30 grep -q '^sent=630000' "$H_TMP/f6.out"
-ok $? "30000 rows sent while PostgreSQL is down"
+h_wait_for 30 grep -q '^sent=660000' "$H_TMP/f6.out"
+ok $? "60000 rows sent while PostgreSQL is down"
 sleep 1
 h_pg_start
 h_wait_for 30 bash -c "[ \$(psql -XAtq -c \"SELECT count(*) FROM trades WHERE agg_trade_id > 600000\") -gt 2000 ]"
 kill -9 $fpid
 wait $fpid 2>/dev/null
 before=$(h_psql "SELECT count(*) FROM trades WHERE agg_trade_id > 600000")
-ok $((before < 30000 ? 0 : 1)) "killed in the middle of the replay ($before of 30000 stored)"
+ok $((before < 60000 ? 0 : 1)) "killed in the middle of the replay ($before of 60000 stored)"
 "$FEED" --spool "$sp" --count 0 --wait 60 >"$H_TMP/f6b.out" 2>"$H_TMP/f6b.err"
 ok $? "the next start replayed the rest"
-is "$(ids 600001 630000)" "30000|30000|600001|630000" "all 30000 rows stored once"
+is "$(ids 600001 660000)" "60000|60000|600001|660000" "all 60000 rows stored once"
 is "$(segs "$sp")" "0" "consumed segments deleted"
 diag "kill during replay: $before stored before the kill; next run $(grep -E '^(replayed|written)=' "$H_TMP/f6b.out" | tr '\n' ' ')"
 done_testing
