@@ -590,7 +590,14 @@ static void app_pg_closed(struct pg *pg) {
 }
 
 static void app_store_closed(struct store *st) {
-  struct app *a = st->data;
+  app_closed_one(st->data);
+}
+
+/* The store flushes what it holds into pg, then pg gets the rest of the
+ * budget to commit it; what pg cannot commit in time (PostgreSQL down)
+ * comes back to the store canceled and goes to the spool. */
+static void app_close_storage(struct app *a) {
+  store_close(&a->store, app_store_closed);
   pg_close(&a->pg, APP_SHUTDOWN_BUDGET_MS - 1000, app_pg_closed);
 }
 
@@ -603,7 +610,7 @@ static void app_redis_closed(struct redis_sink *r) {
 static void app_depth_closed(struct depth *d) {
   struct app *a = d->data;
   limiter_close(&a->lim, app_limiter_closed);
-  store_close(&a->store, app_store_closed);
+  app_close_storage(a);
   redis_sink_close(&a->redis, app_redis_closed);
 }
 
@@ -616,7 +623,7 @@ static void app_streams_closed(struct streams *s) {
     depth_close(&a->depth, app_depth_closed);
     return;
   }
-  store_close(&a->store, app_store_closed);
+  app_close_storage(a);
   redis_sink_close(&a->redis, app_redis_closed);
   limiter_close(&a->lim, app_limiter_closed);
 }
@@ -644,8 +651,9 @@ static void app_stop(struct app *a, const char *why) {
   uv_check_stop(&a->pressure);
   uv_timer_stop(&a->mig_timer);
   uv_timer_start(&a->watchdog, app_watchdog, APP_SHUTDOWN_BUDGET_MS + 2000, 0);
-  /* streams -> (store -> pg), redis, (limiter -> http); symbols; httpd. */
-  a->closing_left = 5;
+  /* streams -> [depth ->] store, pg, redis, (limiter -> http); symbols;
+   * httpd. */
+  a->closing_left = 6;
   symbols_close(&a->symbols, app_symbols_closed);
   if (a->httpd_up)
     httpd_close(&a->httpd, app_httpd_closed);
@@ -716,9 +724,11 @@ static int app_start(struct app *a) {
     return rv;
   a->pg.data = a;
   pg_set_callbacks(&a->pg, app_pg_state, NULL);
+  memset(&sopts, 0, sizeof sopts);
   sopts.batch_size = cfg->database.batch_size;
   sopts.flush_interval_ms = cfg->database.flush_interval_ms;
-  sopts.max_rows = 0;
+  sopts.spool_dir = cfg->spool.dir;
+  sopts.spool_max_bytes = (uint64_t)cfg->spool.max_bytes;
   if ((rv = store_init(&a->loop, &a->store, &a->pg, &sopts)))
     return rv;
   a->store.data = a;

@@ -273,7 +273,7 @@ int main(int argc, char **argv) {
   }
   if (use_pg) {
     struct pg_opts po;
-    struct store_opts so = {100, 100, 0};
+    struct store_opts so = {.batch_size = 100, .flush_interval_ms = 100};
     const char *port = getenv("PGPORT");
     memset(&po, 0, sizeof po);
     po.conn.host = getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1";
