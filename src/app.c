@@ -781,8 +781,12 @@ static int app_start(struct app *a) {
     /* A test knob: connections are replaced after this many ms instead
      * of shortly before Binance's 24 h limit. */
     const char *roll = getenv("BINANCE_LIVE_ROLLOVER_MS");
+    const char *rto = getenv("BINANCE_LIVE_READ_TIMEOUT_MS");
     if (roll && *roll)
       scfg.rollover_ms = strtoull(roll, NULL, 10);
+    /* Likewise: how long a silent connection lives (60 s otherwise). */
+    if (rto && *rto)
+      scfg.read_timeout_ms = strtoull(rto, NULL, 10);
   }
   if ((rv = streams_init(&a->loop, &a->streams, &scfg, &scb)))
     return rv;
