@@ -31,8 +31,10 @@ COPY conf/binance-live.yaml /app/conf/binance-live.yaml
 WORKDIR /app
 RUN mkdir -p /app/var/spool && chown -R binance:binance /app/var
 USER binance
+# The migrator would find ./schema from WORKDIR /app anyway; say it.
 ENV HTTP_LISTEN=0.0.0.0:8080 \
     SPOOL_DIR=/app/var/spool \
+    BINANCE_LIVE_SCHEMA_DIR=/app/schema \
     LOG_FORMAT=json \
     BINANCE_LIVE_CONFIG=/app/conf/binance-live.yaml
 EXPOSE 8080

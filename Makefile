@@ -15,6 +15,7 @@ PKGS     := libuv libcurl libpq hiredis yajl yaml-0.1
 BUILD    ?= build
 CC       ?= cc
 OPT      ?= -O2
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wpointer-arith -Wwrite-strings -Wvla -Wundef \
@@ -88,34 +89,34 @@ deps:
 	@deps/install.sh
 
 test: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$(JOBS) build
 	@BUILD=$(BUILD) t/run $(T)
 
 unit: build
 	@BUILD=$(BUILD) t/run --unit
 
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 build
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan SAN=1 OPT=-O1 build
 	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 t/run $(T)
 
 run: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$(JOBS) build
 	@BUILD=$(BUILD) t/lib/run-local.sh run
 
 demo: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$(JOBS) build
 	@BUILD=$(BUILD) t/lib/run-local.sh demo
 
 bench: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$(JOBS) build
 	@BUILD=$(BUILD) t/bench/run
 
 fuzz:
 	@t/fuzz/run
 
 soak: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory -j$(JOBS) build
 	@BUILD=$(BUILD) t/bench/soak
 
 fmt:

@@ -61,6 +61,22 @@ int plan_symbol_streams(const char *symbol, const struct plan_types *t,
   return n < max ? n : max;
 }
 
+/* Appends a stream name to a URL, percent-encoding non-ASCII bytes (UTF-8
+ * symbols). */
+static int url_append_name(struct buf *url, const char *name) {
+  static const char hex[] = "0123456789ABCDEF";
+  int rv = 0;
+  for (const unsigned char *p = (const unsigned char *)name; *p && !rv; p++) {
+    if (*p < 0x80) {
+      rv = buf_append(url, (const char *)p, 1);
+    } else {
+      char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+      rv = buf_append(url, esc, 3);
+    }
+  }
+  return rv;
+}
+
 int plan_url(struct buf *url, const char *base, const char *const *symbols,
              int n_symbols, const struct plan_types *t, size_t max_len) {
   char names[PLAN_MAX_STREAMS_PER_SYMBOL][EV_STREAM_MAX];
@@ -73,7 +89,9 @@ int plan_url(struct buf *url, const char *base, const char *const *symbols,
     int n =
         plan_symbol_streams(symbols[i], t, names, PLAN_MAX_STREAMS_PER_SYMBOL);
     for (int j = 0; !rv && j < n; j++) {
-      rv = buf_printf(url, "%s%s", first ? "" : "/", names[j]);
+      rv = first ? 0 : buf_append(url, "/", 1);
+      if (!rv)
+        rv = url_append_name(url, names[j]);
       first = 0;
     }
     if (!rv && included && url->len - start > max_len) {
@@ -124,25 +142,34 @@ void plan_dedupe_free(struct plan_dedupe *d) {
   strmap_free(&d->last);
 }
 
+/* The last ordering key seen on one stream. |sub| breaks ties of |key|:
+ * a kline's final update (x:true) and the next bar's first update can
+ * carry the same E, so klines order by (E, open time, closed). */
+struct dedupe_key {
+  int64_t key, sub;
+};
+
 /* The ordering key of an event, and the name it is tracked under. Klines
  * are tracked per symbol and interval even on raw connections. */
-static int event_key(const struct ev *ev, int64_t *key, char *name,
+static int event_key(const struct ev *ev, struct dedupe_key *k, char *name,
                      size_t cap) {
+  k->sub = 0;
   switch (ev->type) {
   case EV_KLINE:
-    *key = ev->u.kline.event_time;
+    k->key = ev->u.kline.event_time;
+    k->sub = ev->u.kline.open_time * 2 + !!ev->u.kline.is_closed;
     snprintf(name, cap, "k:%s:%s", ev->u.kline.symbol, ev->u.kline.interval);
     return 1;
   case EV_TICKER:
-    *key = ev->u.ticker.event_time;
+    k->key = ev->u.ticker.event_time;
     snprintf(name, cap, "t:%s", ev->u.ticker.symbol);
     return 1;
   case EV_DEPTH:
-    *key = ev->u.depth.final_update_id;
+    k->key = ev->u.depth.final_update_id;
     snprintf(name, cap, "d:%s", ev->u.depth.symbol);
     return 1;
   case EV_TRADE:
-    *key = ev->u.trade.agg_trade_id;
+    k->key = ev->u.trade.agg_trade_id;
     snprintf(name, cap, "a:%s", ev->u.trade.symbol);
     return 1;
   default:
@@ -152,23 +179,23 @@ static int event_key(const struct ev *ev, int64_t *key, char *name,
 
 int plan_dedupe_check(struct plan_dedupe *d, const struct ev *ev) {
   char name[EV_SYMBOL_MAX + EV_INTERVAL_MAX + 8];
-  int64_t key, *last;
+  struct dedupe_key k, *last;
   int rv;
-  if (!event_key(ev, &key, name, sizeof name))
+  if (!event_key(ev, &k, name, sizeof name))
     return 1;
   last = strmap_get(&d->last, name);
   if (last) {
-    if (key <= *last) {
+    if (k.key < last->key || (k.key == last->key && k.sub <= last->sub)) {
       d->duplicates++;
       return 0;
     }
-    *last = key;
+    *last = k;
     return 1;
   }
   last = malloc(sizeof *last);
   if (!last)
     return BL_ENOMEM;
-  *last = key;
+  *last = k;
   rv = strmap_put(&d->last, name, last);
   if (rv) {
     free(last);

@@ -61,7 +61,7 @@ int plan_request(struct buf *out, int subscribe, int64_t id,
 
 /* Duplicate filter. */
 struct plan_dedupe {
-  struct strmap last; /* stream name -> int64_t* last key */
+  struct strmap last; /* stream name -> last ordering key (private) */
   uint64_t duplicates;
 };
 

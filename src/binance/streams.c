@@ -1,22 +1,28 @@
 /*
  * streams.c: the WebSocket stream manager (see streams.h).
  *
- * State: the connections (each with its symbols, its ws, a timer for
- * back-off/rollover/overlap and one for request pacing), the one parser
- * and duplicate filter shared by all of them, and counters. A connection
- * struct is freed only after its ws and both timers are closed; while that
- * is under way it is marked |destroying| and out of the list.
+ * State: the connections (each with its symbols, its queue of unsent
+ * control requests, its ws, a timer for back-off/rollover/overlap/close and
+ * one for request pacing), the one parser, duplicate filter and wanted-
+ * symbol set shared by all of them, a jitter generator and counters. A
+ * connection struct is freed only after its ws and both timers are closed;
+ * while that is under way it is marked |destroying| and out of the list
+ * (n_alive still counts it, and streams_close's callback waits for it).
+ *
+ * Owner callbacks may call streams_set_symbols or streams_close: the state
+ * of a connection is settled before it is reported, and nothing touches a
+ * connection after a callback that may have destroyed it.
  */
 #include "binance/streams.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 
-#define REQUEST_SPACING_MS 250
 #define REQUEST_MAX_BYTES (64 * 1024)
 
 static void sconn_connect(struct stream_conn *c);
@@ -76,56 +82,136 @@ static void req_timer_cb(uv_timer_t *t) {
   send_pending(t->data);
 }
 
+static void request_free(struct stream_request *r) {
+  for (int i = 0; i < r->n; i++)
+    free(r->syms[i]);
+  r->n = 0;
+}
+
+static void pending_clear(struct stream_conn *c) {
+  for (int i = 0; i < c->n_pending; i++)
+    request_free(&c->pending[i]);
+  c->n_pending = 0;
+}
+
+static void pending_pop(struct stream_conn *c) {
+  request_free(&c->pending[0]);
+  memmove(&c->pending[0], &c->pending[1],
+          (size_t)(c->n_pending - 1) * sizeof c->pending[0]);
+  c->n_pending--;
+}
+
 static void send_pending(struct stream_conn *c) {
-  uint64_t now = uv_now(c->owner->loop);
+  struct streams *s = c->owner;
+  uint64_t now = uv_now(s->loop);
+  struct buf b;
   int rv;
   while (c->n_pending && c->state == SCONN_OPEN) {
-    if (c->last_request_ms && now - c->last_request_ms < REQUEST_SPACING_MS) {
+    struct stream_request *r = &c->pending[0];
+    if (!r->n) { /* every symbol cancelled out */
+      pending_pop(c);
+      continue;
+    }
+    if (c->last_request_ms &&
+        now - c->last_request_ms < STREAMS_REQUEST_SPACING_MS) {
       uv_timer_start(&c->req_timer, req_timer_cb,
-                     REQUEST_SPACING_MS - (now - c->last_request_ms), 0);
+                     STREAMS_REQUEST_SPACING_MS - (now - c->last_request_ms),
+                     0);
       return;
     }
-    rv = ws_send_text(&c->ws, c->pending[0], strlen(c->pending[0]));
+    buf_init(&b, REQUEST_MAX_BYTES);
+    rv = plan_request(&b, r->subscribe, ++s->next_request_id,
+                      (const char *const *)r->syms, r->n, &s->cfg.types);
+    if (!rv)
+      rv = ws_send_text(&c->ws, b.data, b.len);
     if (rv == BL_EFULL) {
-      uv_timer_start(&c->req_timer, req_timer_cb, REQUEST_SPACING_MS, 0);
+      buf_free(&b);
+      uv_timer_start(&c->req_timer, req_timer_cb, STREAMS_REQUEST_SPACING_MS,
+                     0);
       return;
     }
-    if (rv)
+    if (rv) {
+      /* The server's streams and ours now differ: start over. */
       log_warn("streams", "conn %d: cannot send request: %s", c->id,
                bl_strerror(rv));
-    else
-      log_debug("streams", "conn %d: sent %s", c->id, c->pending[0]);
-    free(c->pending[0]);
-    memmove(&c->pending[0], &c->pending[1],
-            (size_t)(c->n_pending - 1) * sizeof c->pending[0]);
-    c->n_pending--;
+      c->resync = 1;
+      ws_shutdown(&c->ws, 1000, "resubscribe");
+    } else {
+      log_debug("streams", "conn %d: sent %s", c->id, b.data);
+    }
+    buf_free(&b);
+    pending_pop(c);
     c->last_request_ms = now;
   }
 }
 
+/* Removes |sym| from the queued requests of kind |subscribe|. Returns 1
+ * when it was there. */
+static int pending_cancel(struct stream_conn *c, int subscribe,
+                          const char *sym) {
+  for (int i = 0; i < c->n_pending; i++) {
+    struct stream_request *r = &c->pending[i];
+    if (r->subscribe != subscribe)
+      continue;
+    for (int k = 0; k < r->n; k++)
+      if (!strcmp(r->syms[k], sym)) {
+        free(r->syms[k]);
+        r->syms[k] = r->syms[--r->n];
+        return 1;
+      }
+  }
+  return 0;
+}
+
 /* Queues a (UN)SUBSCRIBE for |syms| on |c|. Only a connection that is
  * connecting or open needs one: any other state builds its URL from the
- * symbol list at its next connect. */
+ * symbol list at its next connect. Requests not yet sent are merged: a
+ * symbol queued the other way cancels out (the server never saw it), the
+ * rest joins a queued request of the same kind, so a burst of changes
+ * costs one or two requests. */
 static void queue_request(struct stream_conn *c, int subscribe,
                           const char *const *syms, int n) {
-  struct buf b;
   if (!n || (c->state != SCONN_OPEN && c->state != SCONN_CONNECTING))
     return;
-  if (c->n_pending == STREAMS_MAX_PENDING) {
-    /* The connection is far behind; reconnecting rebuilds its streams
-     * from the symbol list, which is always right. */
-    log_warn("streams", "conn %d: request queue full; reconnecting", c->id);
-    ws_shutdown(&c->ws, 1000, "resubscribe");
-    return;
+  if (c->resync)
+    return; /* reconnecting anyway */
+  for (int i = 0; i < n; i++) {
+    struct stream_request *r;
+    char *copy;
+    if (pending_cancel(c, !subscribe, syms[i]))
+      continue;
+    /* Requests about different symbols commute (the same symbol queued
+     * both ways has cancelled out above), so any queued request of this
+     * kind with room takes it. */
+    r = NULL;
+    for (int k = c->n_pending - 1; k >= 0 && !r; k--)
+      if (c->pending[k].subscribe == subscribe &&
+          c->pending[k].n < STREAMS_REQUEST_SYMBOLS)
+        r = &c->pending[k];
+    if (!r) {
+      if (c->n_pending == STREAMS_MAX_PENDING) {
+        /* Far behind: reconnecting rebuilds the streams from the symbol
+         * list, which is always right. */
+        log_warn("streams", "conn %d: request queue full; reconnecting", c->id);
+        c->resync = 1;
+        pending_clear(c);
+        if (c->state == SCONN_OPEN)
+          ws_shutdown(&c->ws, 1000, "resubscribe");
+        return;
+      }
+      r = &c->pending[c->n_pending++];
+      r->subscribe = subscribe;
+      r->n = 0;
+    }
+    copy = strdup(syms[i]);
+    if (!copy) {
+      c->resync = 1;
+      if (c->state == SCONN_OPEN)
+        ws_shutdown(&c->ws, 1000, "resubscribe");
+      return;
+    }
+    r->syms[r->n++] = copy;
   }
-  buf_init(&b, REQUEST_MAX_BYTES);
-  if (plan_request(&b, subscribe, ++c->owner->next_request_id, syms, n,
-                   &c->owner->cfg.types)) {
-    log_error("streams", "conn %d: request too large", c->id);
-    buf_free(&b);
-    return;
-  }
-  c->pending[c->n_pending++] = b.data; /* ownership moves to the queue */
   send_pending(c);
 }
 
@@ -141,14 +227,17 @@ static void list_remove(struct streams *s, struct stream_conn *c) {
     }
 }
 
+/* Everything is released only when no connection struct is left at all:
+ * one out of the list may still be waiting for its handles to close. */
 static void maybe_streams_closed(struct streams *s) {
   void (*cb)(struct streams *);
-  if (!s->closing || s->n_conns || !s->close_cb)
+  if (!s->closing || s->n_conns || s->n_alive || !s->close_cb)
     return;
   cb = s->close_cb;
   s->close_cb = NULL;
   parse_free(&s->parser);
   plan_dedupe_free(&s->dedupe);
+  strmap_free(&s->wanted);
   cb(s);
 }
 
@@ -159,9 +248,9 @@ static void sconn_free_if_done(struct stream_conn *c) {
   for (int i = 0; i < c->n_symbols; i++)
     free(c->symbols[i]);
   free(c->symbols);
-  for (int i = 0; i < c->n_pending; i++)
-    free(c->pending[i]);
+  pending_clear(c);
   free(c);
+  s->n_alive--;
   maybe_streams_closed(s);
 }
 
@@ -174,6 +263,7 @@ static void timer_closed(uv_handle_t *h) {
 static void ws_released(struct ws *ws) {
   struct stream_conn *c = ws->data;
   c->ws_active = 0;
+  c->ws_releasing = 0;
   if (c->destroying) {
     sconn_free_if_done(c);
     return;
@@ -194,10 +284,20 @@ static void sconn_destroy(struct stream_conn *c) {
     c->replaces->replacement = NULL;
   uv_close((uv_handle_t *)&c->timer, timer_closed);
   uv_close((uv_handle_t *)&c->req_timer, timer_closed);
-  if (c->ws_active)
+  if (c->ws_active && !c->ws_releasing) {
+    c->ws_releasing = 1;
     ws_close(&c->ws, ws_released);
-  else
+  } else if (!c->ws_active) {
     sconn_free_if_done(c);
+  }
+}
+
+/* Releases the ws of a connection that stays (back-off, failed). */
+static void sconn_release_ws(struct stream_conn *c) {
+  if (c->ws_active && !c->ws_releasing) {
+    c->ws_releasing = 1;
+    ws_close(&c->ws, ws_released);
+  }
 }
 
 static struct stream_conn *sconn_new(struct streams *s) {
@@ -215,10 +315,22 @@ static struct stream_conn *sconn_new(struct streams *s) {
   c->req_timer.data = c;
   c->handles_open = 2;
   s->conns[s->n_conns++] = c;
+  s->n_alive++;
   return c;
 }
 
-static uint64_t backoff_ms(const struct streams *s, int attempts) {
+/* 0..999, from the instance's own generator (xorshift64*), seeded per
+ * instance so that collectors started together do not jitter alike. */
+static uint64_t jitter_permille(struct streams *s) {
+  uint64_t x = s->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  s->rng = x;
+  return ((x * 2685821657736338717ull) >> 32) % 1000;
+}
+
+static uint64_t backoff_ms(struct streams *s, int attempts) {
   uint64_t ms = s->cfg.reconnect_delay_ms ? s->cfg.reconnect_delay_ms : 1000;
   uint64_t max = s->cfg.reconnect_max_ms ? s->cfg.reconnect_max_ms : 60000;
   for (int i = 1; i < attempts && ms < max; i++)
@@ -226,7 +338,7 @@ static uint64_t backoff_ms(const struct streams *s, int attempts) {
   if (ms > max)
     ms = max;
   /* Jitter between 50 % and 100 % spreads a reconnect storm. */
-  return ms / 2 + (ms / 2) * (uint64_t)(rand() % 1000) / 1000;
+  return ms / 2 + (ms / 2) * jitter_permille(s) / 1000;
 }
 
 static void reconnect_cb(uv_timer_t *t) {
@@ -284,12 +396,14 @@ static void on_ws_open(struct ws *ws) {
   uint64_t roll = s->cfg.rollover_ms ? s->cfg.rollover_ms : 23ull * 3600 * 1000;
   c->state = SCONN_OPEN;
   c->attempts = 0;
+  if (s->paused)
+    ws_set_read_stall(&c->ws, 1);
   c->opened_at_ms = uv_now(s->loop);
   c->last_frame_ms = c->opened_at_ms;
   log_info("streams", "conn %d: open with %d symbols", c->id, c->n_symbols);
   /* Roll over a little early, with jitter so connections opened together
    * do not all roll at once. */
-  roll -= roll / 50 * (uint64_t)(rand() % 1000) / 1000;
+  roll -= roll / 50 * jitter_permille(s) / 1000;
   uv_timer_start(&c->timer, rollover_cb, roll, 0);
   if (c->replaces) {
     struct stream_conn *old = c->replaces;
@@ -299,8 +413,34 @@ static void on_ws_open(struct ws *ws) {
     old->replacement = NULL;
     c->replaces = NULL;
   }
+  if (!c->n_symbols) { /* all removed while it was opening */
+    sconn_retire(c, "no streams left");
+    return;
+  }
   report(c, 1, 0);
+  if (c->destroying || c->state != SCONN_OPEN)
+    return; /* the callback changed things */
+  if (c->resync) {
+    log_warn("streams", "conn %d: requests were lost; reconnecting", c->id);
+    ws_shutdown(&c->ws, 1000, "resubscribe");
+    return;
+  }
   send_pending(c);
+}
+
+static const char *event_symbol(const struct ev *ev) {
+  switch (ev->type) {
+  case EV_KLINE:
+    return ev->u.kline.symbol;
+  case EV_TICKER:
+    return ev->u.ticker.symbol;
+  case EV_DEPTH:
+    return ev->u.depth.symbol;
+  case EV_TRADE:
+    return ev->u.trade.symbol;
+  default:
+    return "";
+  }
 }
 
 static void handle_event(struct stream_conn *c, struct ev *ev) {
@@ -326,6 +466,12 @@ static void handle_event(struct stream_conn *c, struct ev *ev) {
   default:
     break;
   }
+  if (!strmap_get(&s->wanted, event_symbol(ev))) {
+    /* Unsubscribed, or carried by a connection being replaced: its
+     * frames still in flight are not wanted any more. */
+    s->stats.unwanted++;
+    return;
+  }
   rv = plan_dedupe_check(&s->dedupe, ev);
   if (rv == 0) {
     s->stats.duplicates++;
@@ -341,9 +487,16 @@ static void on_ws_message(struct ws *ws, int binary, const char *data,
   struct stream_conn *c = ws->data;
   struct streams *s = c->owner;
   struct ev ev;
+  s->rx_ns = uv_hrtime();
   c->frames++;
   c->last_frame_ms = uv_now(s->loop);
   s->stats.frames++;
+  if (s->closing)
+    return; /* nothing reaches the owner after streams_close */
+  if (s->on_frame && !binary)
+    s->on_frame(s, c, data, len);
+  if (c->destroying)
+    return;
   if (binary) {
     s->stats.binary_frames++;
     log_limited(BL_LOG_WARN, "streams",
@@ -365,6 +518,8 @@ static void on_ws_close(struct ws *ws, int status, int code,
   struct stream_conn *c = ws->data;
   struct streams *s = c->owner;
   int was_open = c->state == SCONN_OPEN;
+  int why = status ? status : BL_ECLOSED;
+  uint64_t delay;
   c->last_status = status;
   if (c->destroying)
     return;
@@ -381,41 +536,44 @@ static void on_ws_close(struct ws *ws, int status, int code,
            status ? bl_strerror(status) : "clean", code, reason);
   uv_timer_stop(&c->timer);
   uv_timer_stop(&c->req_timer);
-  for (int i = 0; i < c->n_pending; i++)
-    free(c->pending[i]);
-  c->n_pending = 0;
+  pending_clear(c);
+  c->resync = 0; /* the next connect subscribes from the symbol list */
+  /* The state is settled before the owner hears of it: the callback may
+   * call streams_set_symbols or streams_close. */
   if (c->replacement) {
-    /* Already being replaced: the replacement takes over. */
+    /* Dropped while being replaced: the replacement takes over. */
     struct stream_conn *r = c->replacement;
     r->replaces = NULL;
     c->replacement = NULL;
-    if (was_open && s->cb.on_conn_change)
-      s->cb.on_conn_change(s, c, 0, status ? status : BL_ECLOSED,
-                           (const char *const *)r->symbols, r->n_symbols);
     sconn_destroy(c);
+    if (was_open && s->cb.on_conn_change)
+      s->cb.on_conn_change(s, c, 0, why, (const char *const *)r->symbols,
+                           r->n_symbols);
     return;
   }
-  if (was_open)
-    report(c, 0, status ? status : BL_ECLOSED);
   c->attempts++;
-  if (s->cfg.max_reconnect_attempts > 0 &&
+  /* A rollover's replacement does not give up while the connection it
+   * replaces still carries the data: giving up would strand its symbols. */
+  if (s->cfg.max_reconnect_attempts > 0 && !c->replaces &&
       c->attempts > s->cfg.max_reconnect_attempts) {
     c->state = SCONN_FAILED;
     log_error("streams", "conn %d: giving up after %d attempts", c->id,
               c->attempts - 1);
-    ws_close(&c->ws, ws_released);
+    sconn_release_ws(c);
+    if (was_open)
+      report(c, 0, why);
     return;
   }
   c->state = SCONN_BACKOFF;
   c->reconnects++;
   s->stats.reconnects++;
-  ws_close(&c->ws, ws_released);
-  {
-    uint64_t delay = backoff_ms(s, c->attempts);
-    log_info("streams", "conn %d: reconnecting in %llu ms (attempt %d)", c->id,
-             (unsigned long long)delay, c->attempts);
-    uv_timer_start(&c->timer, reconnect_cb, delay, 0);
-  }
+  sconn_release_ws(c);
+  delay = backoff_ms(s, c->attempts);
+  log_info("streams", "conn %d: reconnecting in %llu ms (attempt %d)", c->id,
+           (unsigned long long)delay, c->attempts);
+  uv_timer_start(&c->timer, reconnect_cb, delay, 0);
+  if (was_open)
+    report(c, 0, why);
 }
 
 static void sconn_connect(struct stream_conn *c) {
@@ -432,17 +590,20 @@ static void sconn_connect(struct stream_conn *c) {
   opt.max_msgs_per_sec = 5;
 
   buf_init(&url, 64 * 1024);
-  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols,
-                c->n_symbols, &s->cfg.types, PLAN_URL_MAX);
+  rv = plan_url(&url, s->ws_url, (const char *const *)c->symbols, c->n_symbols,
+                &s->cfg.types, PLAN_URL_MAX);
   if (rv < 0) {
     log_error("streams", "conn %d: cannot build the URL", c->id);
     buf_free(&url);
+    c->state = SCONN_BACKOFF;
+    uv_timer_start(&c->timer, reconnect_cb, backoff_ms(s, ++c->attempts), 0);
     return;
   }
   in_url = rv;
   ws_init(s->loop, &c->ws, &cb, &opt);
   c->ws.data = c;
   c->ws_active = 1;
+  c->ws_releasing = 0;
   c->state = SCONN_CONNECTING;
   rv = ws_connect(&c->ws, url.data, s->cfg.tls);
   buf_free(&url);
@@ -457,7 +618,7 @@ static void sconn_connect(struct stream_conn *c) {
   if (rv) {
     log_error("streams", "conn %d: cannot connect: %s", c->id, bl_strerror(rv));
     c->state = SCONN_BACKOFF;
-    ws_close(&c->ws, ws_released);
+    sconn_release_ws(c);
     uv_timer_start(&c->timer, reconnect_cb, backoff_ms(s, ++c->attempts), 0);
   }
 }
@@ -516,13 +677,10 @@ int streams_init(uv_loop_t *loop, struct streams *s,
   if (rv)
     return rv;
   plan_dedupe_init(&s->dedupe, 65536);
-  return 0;
-}
-
-static int wanted(const char *sym, const char *const *symbols, int n) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(symbols[i], sym))
-      return 1;
+  strmap_init(&s->wanted, 1u << 20);
+  s->rng = uv_hrtime() ^ ((uint64_t)(uintptr_t)s << 16) ^ (uint64_t)getpid();
+  if (!s->rng)
+    s->rng = 0x9e3779b97f4a7c15ull;
   return 0;
 }
 
@@ -535,14 +693,56 @@ static struct stream_conn *owner_of(struct streams *s, const char *sym) {
   return NULL;
 }
 
-int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
+/* A symbol goes into URLs and JSON as it is: 1 to EV_SYMBOL_MAX - 1
+ * bytes, no ASCII control, space or character with a meaning there
+ * (UTF-8 bytes are fine; plan_url percent-encodes them). */
+static int symbol_ok(const char *sym) {
+  size_t len = strlen(sym);
+  if (!len || len >= EV_SYMBOL_MAX)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)sym[i];
+    if (ch <= ' ' || ch == 0x7f || strchr("\"\\/?#&%@+,", ch))
+      return 0;
+  }
+  return 1;
+}
+
+int streams_set_symbols(struct streams *s, const char *const *in, int n_in) {
   int per_conn =
       plan_symbols_per_connection(&s->cfg.types, s->cfg.max_streams_per_conn);
-  const char **added;
-  int n_added = 0, rv = 0;
+  const char **added, **symbols;
+  struct strmap want;
+  int n = 0, n_added = 0, rv = 0;
 
   if (s->closing)
     return BL_ESTATE;
+  if (n_in < 0 || (n_in && !in))
+    return BL_EINVAL;
+
+  /* Check everything before changing anything; repeated names count once.
+   * The wanted set is replaced first: events of dropped symbols stop at
+   * once. */
+  symbols = malloc((size_t)(n_in ? n_in : 1) * sizeof *symbols);
+  if (!symbols)
+    return BL_ENOMEM;
+  strmap_init(&want, 1u << 20);
+  for (int i = 0; i < n_in && !rv; i++) {
+    if (!symbol_ok(in[i])) {
+      log_error("streams", "invalid symbol name of %zu bytes", strlen(in[i]));
+      rv = BL_EINVAL;
+    } else if (!strmap_get(&want, in[i])) {
+      rv = strmap_put(&want, in[i], &s->wanted);
+      symbols[n++] = in[i];
+    }
+  }
+  if (rv) {
+    strmap_free(&want);
+    free(symbols);
+    return rv;
+  }
+  strmap_free(&s->wanted);
+  s->wanted = want;
 
   /* Remove what is no longer wanted, one UNSUBSCRIBE per connection. */
   for (int i = 0; i < s->n_conns; i++) {
@@ -552,7 +752,7 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
     if (c->state == SCONN_RETIRING || c->state == SCONN_CLOSING)
       continue;
     for (int j = c->n_symbols - 1; j >= 0; j--) {
-      if (wanted(c->symbols[j], symbols, n))
+      if (strmap_get(&s->wanted, c->symbols[j]))
         continue;
       log_info("streams", "conn %d: dropping %s", c->id, c->symbols[j]);
       plan_dedupe_forget_symbol(&s->dedupe, c->symbols[j]);
@@ -576,13 +776,15 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
   for (int i = s->n_conns - 1; i >= 0; i--) {
     struct stream_conn *c = s->conns[i];
     if (!c->n_symbols && c->state != SCONN_RETIRING &&
-        c->state != SCONN_CLOSING && !c->replaces)
+        c->state != SCONN_CLOSING && !c->replaces && !c->replacement)
       sconn_retire(c, "no streams left");
   }
 
   added = malloc((size_t)(n ? n : 1) * sizeof *added);
-  if (!added)
+  if (!added) {
+    free(symbols);
     return BL_ENOMEM;
+  }
   for (int i = 0; i < n; i++)
     if (!owner_of(s, symbols[i]))
       added[n_added++] = symbols[i];
@@ -592,8 +794,8 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
     struct stream_conn *c = s->conns[i];
     int room, take;
     if (c->state == SCONN_RETIRING || c->state == SCONN_FAILED ||
-        c->state == SCONN_CLOSING)
-      continue;
+        c->state == SCONN_CLOSING || c->replacement)
+      continue; /* a connection being replaced hands its symbols on */
     room = per_conn - c->n_symbols;
     if (room <= 0)
       continue;
@@ -620,12 +822,18 @@ int streams_set_symbols(struct streams *s, const char *const *symbols, int n) {
     sconn_connect(c);
   }
   free(added);
+  free(symbols);
   return rv;
 }
 
 void streams_close(struct streams *s, void (*cb)(struct streams *s)) {
   struct stream_conn *all[STREAMS_MAX_CONNS];
   int n = s->n_conns;
+  if (s->closing) { /* again: only the callback changes */
+    s->close_cb = cb;
+    maybe_streams_closed(s);
+    return;
+  }
   s->closing = 1;
   s->close_cb = cb;
   memcpy(all, s->conns, (size_t)n * sizeof all[0]);
@@ -638,10 +846,23 @@ int streams_healthy(const struct streams *s, uint64_t fresh_ms) {
   uint64_t now = uv_now(s->loop);
   for (int i = 0; i < s->n_conns; i++) {
     const struct stream_conn *c = s->conns[i];
-    if (c->state == SCONN_RETIRING || c->state == SCONN_CLOSING)
+    /* a replacement still opening: the old connection carries the data */
+    if (c->state == SCONN_RETIRING || c->state == SCONN_CLOSING || c->replaces)
       continue;
     if (c->state != SCONN_OPEN || now - c->last_frame_ms > fresh_ms)
       return 0;
   }
   return 1;
+}
+
+void streams_pause(struct streams *s, int paused) {
+  if (s->paused == !!paused)
+    return;
+  s->paused = !!paused;
+  s->stats.pauses += (uint64_t)s->paused;
+  for (int i = 0; i < s->n_conns; i++) {
+    struct stream_conn *c = s->conns[i];
+    if (c->ws_active && c->ws.state == WS_OPEN)
+      ws_set_read_stall(&c->ws, s->paused);
+  }
 }

@@ -14,13 +14,16 @@
  * Write barrier (rows committed before the gap is marked filled): after
  * the last page, store_flush() turns every waiting row of the table into
  * batch statements submitted to the same struct pg the ledger update goes
- * through. Once the table has no waiting row and no batch held back
- * (q->n_rows == 0 and q->ready == NULL, checked every tick until true),
- * the update is submitted: pg runs ops in submission order on its one
- * connection (and resends them in that order after a reconnect), so the
- * batches commit before the update does. The one exception is a batch the
- * server refuses for its data, which store splits and resends later; its
- * good rows then commit just after the update.
+ * through. Once the store is not spooling (spooled rows are replayed into
+ * the queues before spooling ends) and the table has no waiting row and
+ * no batch held back (q->n_rows == 0 and q->ready == NULL, checked every
+ * tick until true), the update is submitted: pg runs ops in submission
+ * order on its one connection (and resends them in that order after a
+ * reconnect), so the batches commit before the update does. The one
+ * exception is a batch the server refuses for its data, which store splits
+ * and resends later; its good rows then commit just after the update.
+ * While the store spools, repairs do not fetch (their rows would only
+ * fill the spool).
  *
  * One 50 ms timer runs while anything waits (back-offs, the barrier, ops
  * pg refused because it was full).
@@ -885,7 +888,10 @@ static int store_crowded(const struct repair_job *j) {
   const struct store *st = j->r->store;
   const struct store_table_q *q =
       &st->q[j->type == T_KLINE ? STORE_KLINES : STORE_TRADES];
-  return q->n_held + j->r->opts.batch_size > st->opts.max_rows / 2;
+  /* While the store spools (PostgreSQL away or queues full), repaired
+   * rows would only fill the disk: wait. */
+  return store_spooling(st) ||
+         q->n_held + j->r->opts.batch_size > st->opts.max_rows / 2;
 }
 
 static void job_fetch(struct repair_job *j) {
@@ -1046,7 +1052,7 @@ static void after_barrier(struct repair_job *j) {
 static int barrier_passed(struct repair_job *j) {
   struct store_table_q *q =
       &j->r->store->q[j->type == T_KLINE ? STORE_KLINES : STORE_TRADES];
-  return q->n_rows == 0 && q->ready == NULL;
+  return !store_spooling(j->r->store) && q->n_rows == 0 && q->ready == NULL;
 }
 
 static void job_finish(struct repair_job *j) {

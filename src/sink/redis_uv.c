@@ -11,10 +11,14 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "core/log.h"
+
+/* Reads of up to 16 KiB hiredis makes per readable event at most. */
+#define REDIS_UV_READ_ROUNDS 64
 
 struct redis_uv {
   redisAsyncContext *ac; /* NULL after cleanup */
@@ -42,8 +46,15 @@ static void redis_uv_poll_cb(uv_poll_t *poll, int status, int events) {
       events = UV_READABLE;
   }
   if (p->ac && (events & UV_READABLE)) {
+    /* hiredis reads at most 16 KiB of replies per call; under a stream of
+     * commands that falls behind what the loop queues in one iteration.
+     * Keep reading while the socket has bytes (bounded per wake-up). */
+    int pending = 0, rounds = 0;
     p->last_read_at = uv_now(poll->loop);
-    redisAsyncHandleRead(p->ac);
+    do {
+      redisAsyncHandleRead(p->ac);
+    } while (p->ac && ++rounds < REDIS_UV_READ_ROUNDS &&
+             ioctl(p->ac->c.fd, FIONREAD, &pending) == 0 && pending > 0);
   }
   if (p->ac && (events & UV_WRITABLE))
     redisAsyncHandleWrite(p->ac);
@@ -65,28 +76,33 @@ static void redis_uv_update(struct redis_uv *p) {
     log_limited(BL_LOG_ERROR, "redis", "uv_poll_start: %s", uv_strerror(rv));
 }
 
+/* hiredis asks for write interest on every command; re-arming the poll
+ * each time costs two epoll_ctl calls, so only a change is applied. */
+static void redis_uv_set(struct redis_uv *p, int events) {
+  if (events == p->events)
+    return;
+  p->events = events;
+  redis_uv_update(p);
+}
+
 static void redis_uv_add_read(void *privdata) {
   struct redis_uv *p = privdata;
-  p->events |= UV_READABLE;
-  redis_uv_update(p);
+  redis_uv_set(p, p->events | UV_READABLE);
 }
 
 static void redis_uv_del_read(void *privdata) {
   struct redis_uv *p = privdata;
-  p->events &= ~UV_READABLE;
-  redis_uv_update(p);
+  redis_uv_set(p, p->events & ~UV_READABLE);
 }
 
 static void redis_uv_add_write(void *privdata) {
   struct redis_uv *p = privdata;
-  p->events |= UV_WRITABLE;
-  redis_uv_update(p);
+  redis_uv_set(p, p->events | UV_WRITABLE);
 }
 
 static void redis_uv_del_write(void *privdata) {
   struct redis_uv *p = privdata;
-  p->events &= ~UV_WRITABLE;
-  redis_uv_update(p);
+  redis_uv_set(p, p->events & ~UV_WRITABLE);
 }
 
 static void redis_uv_cleanup(void *privdata) {

@@ -9,6 +9,11 @@
  * 200 bytes instead of the 700 of its event struct. A batch owns a copy of
  * its rows, so it can be split and re-sent after a data error, and the
  * column array literals its op points to.
+ *
+ * With a spool (see store.h), a row is packed into a scratch buffer first
+ * and then either queued or appended to the spool; the batches submitted to
+ * pg are kept on a list so that entering the spooling state can copy them
+ * to disk.
  */
 #include "sink/store.h"
 
@@ -156,7 +161,16 @@ struct store_batch {
   int n_rows;
   struct buf cols[STORE_MAX_COLS];
   const char *values[STORE_MAX_COLS];
-  struct store_batch *next; /* in a table's ready list */
+  struct store_batch *next;                /* in a table's ready list */
+  struct store_batch *fly_prev, *fly_next; /* while submitted to pg */
+  uint64_t seq0; /* number of its first row in its table */
+};
+
+/* Rows replayed from spool segment |seg| reach row number end[t] - 1 of
+ * table t (0: none). */
+struct store_mark {
+  uint32_t seg;
+  uint64_t end[STORE_NTABLES];
 };
 
 const char *store_table_name(enum store_table t) {
@@ -230,42 +244,50 @@ static uint32_t row_offset(const struct buf *offsets, int i) {
   return off;
 }
 
-/* Starts a row in table |t|; the caller then packs its fields and calls
- * end_row(). Refuses when the table holds max_rows. */
-static int begin_row(struct store *st, struct store_table_q *q,
-                     struct packer *p) {
-  uint32_t off;
+/* Starts packing a row into the scratch buffer. */
+static int begin_row(struct store *st, struct packer *p) {
   if (st->closing)
     return BL_ESTATE;
-  if (q->n_held >= st->opts.max_rows) {
-    q->rows_refused++;
-    return BL_EFULL;
-  }
-  off = (uint32_t)q->rows.len;
-  p->b = &q->rows;
-  p->rv = buf_append(&q->offsets, &off, sizeof off);
-  return p->rv;
+  buf_reset(&st->scratch);
+  p->b = &st->scratch;
+  p->rv = 0;
+  return 0;
 }
 
 static void flush_table(struct store *st, struct store_table_q *q);
 
-static int end_row(struct store *st, struct store_table_q *q, struct packer *p,
-                   size_t start) {
-  if (p->rv) {
-    /* Undo the partial row. */
-    q->rows.len = start;
-    q->offsets.len -= sizeof(uint32_t);
-    return p->rv;
+/* Appends a packed row to a table's waiting rows. |fresh|: a new row (not
+ * one replayed from the spool), counted in rows_in. */
+static int queue_row(struct store *st, struct store_table_q *q, const char *row,
+                     size_t len, int fresh) {
+  uint32_t off = (uint32_t)q->rows.len;
+  size_t olen = q->offsets.len;
+  int rv;
+  if (q->n_held >= st->opts.max_rows) {
+    q->rows_refused++;
+    return BL_EFULL;
+  }
+  rv = buf_append(&q->offsets, &off, sizeof off);
+  if (!rv)
+    rv = buf_append(&q->rows, row, len);
+  if (rv) {
+    q->rows.len = off;
+    q->offsets.len = olen;
+    return rv;
   }
   if (!q->n_rows)
     q->first_row_ms = uv_now(st->loop);
   q->n_rows++;
   q->n_held++;
-  q->rows_in++;
+  q->seq_in++;
+  if (fresh)
+    q->rows_in++;
   if (q->n_rows >= st->opts.batch_size)
     flush_table(st, q);
   return 0;
 }
+
+static int accept_row(struct store *st, enum store_table t, struct packer *p);
 
 /* --- batches ----------------------------------------------------------- */
 
@@ -426,6 +448,231 @@ static void batch_submit(struct store *st, struct store_batch *b) {
   }
   st->in_flight++;
   q->batches++;
+  b->fly_next = NULL;
+  b->fly_prev = st->fly_tail;
+  if (st->fly_tail)
+    st->fly_tail->fly_next = b;
+  else
+    st->fly_head = b;
+  st->fly_tail = b;
+}
+
+static void fly_unlink(struct store *st, struct store_batch *b) {
+  if (b->fly_prev)
+    b->fly_prev->fly_next = b->fly_next;
+  else
+    st->fly_head = b->fly_next;
+  if (b->fly_next)
+    b->fly_next->fly_prev = b->fly_prev;
+  else
+    st->fly_tail = b->fly_prev;
+  b->fly_prev = b->fly_next = NULL;
+}
+
+/* --- spool ------------------------------------------------------------- */
+
+static uint32_t rows_end(const struct buf *rows, const struct buf *offsets,
+                         int n_total, int i) {
+  return i + 1 < n_total ? row_offset(offsets, i + 1) : (uint32_t)rows->len;
+}
+
+/* Appends rows [0, n) of a packed set to the spool. Returns how many were
+ * taken. */
+static int spill_rows(struct store *st, enum store_table t,
+                      const struct buf *rows, const struct buf *offsets,
+                      int n) {
+  int kept = 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t start = row_offset(offsets, i);
+    uint32_t end = rows_end(rows, offsets, n, i);
+    if (spool_append(&st->spool, (int)t, rows->data + start, end - start)) {
+      st->spool_refused++;
+      continue;
+    }
+    st->rows_spooled++;
+    kept++;
+  }
+  return kept;
+}
+
+/* The ready list is newest-first: spill it oldest-first. */
+static int spill_ready(struct store *st, struct store_batch *b) {
+  if (!b)
+    return 0;
+  return spill_ready(st, b->next) +
+         spill_rows(st, b->table, &b->rows, &b->offsets, b->n_rows);
+}
+
+static void pg_watch(struct store *st) {
+  if (pg_is_up(st->pg)) {
+    st->pg_down = 0;
+    st->outage_copied = 0;
+  } else if (!st->pg_down) {
+    st->pg_down = 1;
+    st->down_since_ms = uv_now(st->loop);
+  }
+}
+
+static int pg_gone(struct store *st) {
+  pg_watch(st);
+  return st->pg_down && uv_now(st->loop) - st->down_since_ms >=
+                            (uint64_t)st->opts.spool_grace_ms;
+}
+
+/* Starts sending new rows to the spool. When PostgreSQL is gone, also
+ * copies every row held in memory there (oldest first; once per outage),
+ * so a crash while it is away loses nothing. The in-memory rows are still
+ * sent by pg and the store; the copies are replayed later as harmless
+ * duplicates. */
+static void enter_spooling(struct store *st, const char *why) {
+  int n = 0;
+  if (!st->spooling) {
+    st->spooling = 1;
+    st->spool_episodes++;
+    log_warn("store", "%s: rows now go to the spool in %s", why, st->spool.dir);
+  }
+  if (st->outage_copied || !st->pg_down)
+    return;
+  st->outage_copied = 1;
+  for (struct store_batch *b = st->fly_head; b; b = b->fly_next)
+    n += spill_rows(st, b->table, &b->rows, &b->offsets, b->n_rows);
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    struct store_table_q *q = &st->q[t];
+    n += spill_ready(st, q->ready);
+    n += spill_rows(st, q->table, &q->rows, &q->offsets, q->n_rows);
+  }
+  if (n)
+    log_warn("store", "%d rows held in memory copied to the spool", n);
+}
+
+static int any_ready(const struct store *st) {
+  for (int t = 0; t < STORE_NTABLES; t++)
+    if (st->q[t].ready)
+      return 1;
+  return 0;
+}
+
+/* Notes that row |end| - 1 of |table| came from spool segment |seg|. */
+static void mark_note(struct store *st, uint32_t seg, int table, uint64_t end) {
+  struct store_mark *m;
+  if (!st->nmarks || st->marks[st->nmarks - 1].seg != seg) {
+    if (st->nmarks == st->capmarks) {
+      int cap = st->capmarks ? st->capmarks * 2 : 16;
+      struct store_mark *n = realloc(st->marks, (size_t)cap * sizeof *n);
+      if (!n)
+        return; /* the segment may then go before its rows are stored */
+      st->marks = n;
+      st->capmarks = cap;
+    }
+    m = &st->marks[st->nmarks++];
+    memset(m, 0, sizeof *m);
+    m->seg = seg;
+  }
+  st->marks[st->nmarks - 1].end[table] = end;
+}
+
+/* Lets the spool delete the segments whose replayed rows are all
+ * committed: those before the oldest mark not yet passed by every table's
+ * oldest uncommitted row. */
+static void release_spool(struct store *st) {
+  uint64_t wm[STORE_NTABLES];
+  int k = 0;
+  if (!st->spool_open_ || st->spool.closing)
+    return;
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    const struct store_table_q *q = &st->q[t];
+    wm[t] = q->seq_in - (uint64_t)q->n_rows;
+    for (const struct store_batch *b = q->ready; b; b = b->next)
+      if (b->seq0 < wm[t])
+        wm[t] = b->seq0;
+  }
+  for (const struct store_batch *b = st->fly_head; b; b = b->fly_next)
+    if (b->seq0 < wm[b->table])
+      wm[b->table] = b->seq0;
+  while (k < st->nmarks) {
+    int done = 1;
+    for (int t = 0; t < STORE_NTABLES && done; t++)
+      done = st->marks[k].end[t] <= wm[t];
+    if (!done)
+      break;
+    k++;
+  }
+  if (k) {
+    memmove(st->marks, st->marks + k,
+            (size_t)(st->nmarks - k) * sizeof *st->marks);
+    st->nmarks -= k;
+  }
+  spool_release(&st->spool, st->nmarks ? st->marks[0].seg - 1 : UINT32_MAX);
+}
+
+/* Moves spooled rows into the queues while PostgreSQL is up, no older
+ * batch waits in memory and the queues have room; leaves the spooling
+ * state once the spool is empty. */
+static void replay(struct store *st) {
+  if (!st->spool_on || !st->spooling || st->closing)
+    return;
+  pg_watch(st);
+  if (st->pg_down)
+    return;
+  while (!any_ready(st)) {
+    uint32_t seg;
+    int table;
+    const char *row;
+    size_t len;
+    struct store_table_q *q;
+    if (spool_peek(&st->spool, &table, &row, &len))
+      break;
+    if (table < 0 || table >= STORE_NTABLES) {
+      log_limited(BL_LOG_ERROR, "store",
+                  "spooled row of unknown table %d dropped", table);
+      spool_pop(&st->spool);
+      continue;
+    }
+    q = &st->q[table];
+    if (q->n_held >= st->opts.max_rows)
+      break;
+    seg = spool_peek_seg(&st->spool);
+    if (queue_row(st, q, row, len, 0))
+      break;
+    mark_note(st, seg, table, q->seq_in);
+    spool_pop(&st->spool);
+    st->rows_replayed++;
+  }
+  if (spool_is_empty(&st->spool)) {
+    st->spooling = 0;
+    log_info("store",
+             "spool drained (%llu rows replayed so far): rows go straight "
+             "to PostgreSQL again",
+             (unsigned long long)st->rows_replayed);
+  }
+}
+
+static void store_spool_ready(struct spool *sp) {
+  replay(sp->data);
+}
+
+static int accept_row(struct store *st, enum store_table t, struct packer *p) {
+  struct store_table_q *q = &st->q[t];
+  int rv;
+  if (p->rv)
+    return p->rv;
+  if (st->spool_on) {
+    if (!st->outage_copied && pg_gone(st))
+      enter_spooling(st, "PostgreSQL is unreachable");
+    else if (!st->spooling && q->n_held >= st->opts.max_rows)
+      enter_spooling(st, "a table queue is full");
+  }
+  if (!st->spooling)
+    return queue_row(st, q, st->scratch.data, st->scratch.len, 1);
+  rv = spool_append(&st->spool, (int)t, st->scratch.data, st->scratch.len);
+  if (rv) {
+    q->rows_refused++;
+    st->spool_refused++;
+    return rv == BL_ETOOBIG ? rv : BL_EFULL;
+  }
+  q->rows_in++;
+  st->rows_spooled++;
+  return 0;
 }
 
 static void maybe_closed(struct store *st);
@@ -464,6 +711,8 @@ static void batch_split(struct store *st, struct store_batch *b,
     batch_free(b);
     return;
   }
+  l->seq0 = b->seq0;
+  r->seq0 = b->seq0 + (uint64_t)half;
   batch_free(b);
   batch_submit(st, l);
   batch_submit(st, r);
@@ -479,6 +728,7 @@ static void batch_done(struct pg_op *op, int status, PGresult *res,
   struct store *st = b->st;
   struct store_table_q *q = &st->q[b->table];
   (void)res;
+  fly_unlink(st, b);
   st->in_flight--;
   metrics_histogram_observe(&st->latency, (double)op->latency_us / 1e6);
   if (status == 0) {
@@ -498,11 +748,21 @@ static void batch_done(struct pg_op *op, int status, PGresult *res,
     q->ready = b;
     st->hold_until_ms = uv_now(st->loop) + 1000;
   } else {
-    log_error("store", "%s: %d rows not written at shutdown: %s",
-              tables[b->table].name, b->n_rows, bl_strerror(status));
+    int kept = 0;
+    if (st->spool_open_ && !st->spool.closing)
+      kept = spill_rows(st, b->table, &b->rows, &b->offsets, b->n_rows);
+    if (kept)
+      log_warn("store",
+               "%s: %d rows not written at shutdown (%s) kept in "
+               "the spool",
+               tables[b->table].name, kept, bl_strerror(status));
+    if (kept < b->n_rows)
+      log_error("store", "%s: %d rows not written at shutdown: %s",
+                tables[b->table].name, b->n_rows - kept, bl_strerror(status));
     q->n_held -= b->n_rows;
     batch_free(b);
   }
+  replay(st);
   maybe_closed(st);
 }
 
@@ -521,6 +781,7 @@ static void flush_table(struct store *st, struct store_table_q *q) {
         batch_free(b);
       return;
     }
+    b->seq0 = q->seq_in - (uint64_t)q->n_rows;
     /* Drop the taken rows from the waiting set and shift the offsets. */
     cut = take < q->n_rows ? row_offset(&q->offsets, take) : q->rows.len;
     buf_consume(&q->rows, cut);
@@ -564,6 +825,10 @@ static void tick(uv_timer_t *t) {
   struct store *st = t->data;
   uint64_t now = uv_now(st->loop);
   resubmit_ready(st);
+  if (st->spool_on && !st->outage_copied && store_pending(st) && pg_gone(st))
+    enter_spooling(st, "PostgreSQL is unreachable");
+  replay(st);
+  release_spool(st);
   for (int i = 0; i < STORE_NTABLES; i++) {
     struct store_table_q *q = &st->q[i];
     if (q->n_rows &&
@@ -591,6 +856,10 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
     st->opts.flush_interval_ms = 200;
   if (st->opts.max_rows <= 0)
     st->opts.max_rows = 20 * st->opts.batch_size;
+  if (st->opts.spool_grace_ms <= 0)
+    st->opts.spool_grace_ms = 1000;
+  buf_init(&st->scratch, SPOOL_RECORD_MAX - 16);
+  pg_watch(st);
   metrics_histogram_init(&st->latency, bounds,
                          (int)(sizeof bounds / sizeof bounds[0]));
   for (int t = 0; t < STORE_NTABLES; t++) {
@@ -601,6 +870,24 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
                     tables[t].ncols, NULL);
     if (rv)
       return rv;
+  }
+  if (st->opts.spool_dir) {
+    struct spool_opts so;
+    memset(&so, 0, sizeof so);
+    so.dir = st->opts.spool_dir;
+    so.max_bytes = st->opts.spool_max_bytes;
+    so.segment_bytes = st->opts.spool_segment_bytes;
+    so.manual_release = 1;
+    rv = spool_open(loop, &st->spool, &so, store_spool_ready);
+    if (rv) {
+      log_error("store", "cannot open the spool in %s: %s", so.dir,
+                bl_strerror(rv));
+      return rv;
+    }
+    st->spool.data = st;
+    st->spool_on = 1;
+    st->spool_open_ = 1;
+    st->spooling = !spool_is_empty(&st->spool);
   }
   rv = uv_timer_init(loop, &st->timer);
   if (rv)
@@ -621,10 +908,8 @@ static const char *src(int source_rest) {
 
 int store_kline(struct store *st, const struct ev_kline *k, int source_rest,
                 int has_trade_ids) {
-  struct store_table_q *q = &st->q[STORE_KLINES];
-  size_t start = q->rows.len;
   struct packer p;
-  int rv = begin_row(st, q, &p);
+  int rv = begin_row(st, &p);
   if (rv)
     return rv;
   put_text(&p, k->symbol);
@@ -649,14 +934,12 @@ int store_kline(struct store *st, const struct ev_kline *k, int source_rest,
   }
   put_bool(&p, k->is_closed);
   put_text(&p, src(source_rest));
-  return end_row(st, q, &p, start);
+  return accept_row(st, STORE_KLINES, &p);
 }
 
 int store_ticker(struct store *st, const struct ev_ticker *t) {
-  struct store_table_q *q = &st->q[STORE_TICKERS];
-  size_t start = q->rows.len;
   struct packer p;
-  int rv = begin_row(st, q, &p);
+  int rv = begin_row(st, &p);
   if (rv)
     return rv;
   put_text(&p, t->symbol);
@@ -677,14 +960,12 @@ int store_ticker(struct store *st, const struct ev_ticker *t) {
   put_i64(&p, t->trades_count);
   put_i64(&p, t->first_trade_id);
   put_i64(&p, t->last_trade_id);
-  return end_row(st, q, &p, start);
+  return accept_row(st, STORE_TICKERS, &p);
 }
 
 int store_trade(struct store *st, const struct ev_trade *t, int source_rest) {
-  struct store_table_q *q = &st->q[STORE_TRADES];
-  size_t start = q->rows.len;
   struct packer p;
-  int rv = begin_row(st, q, &p);
+  int rv = begin_row(st, &p);
   if (rv)
     return rv;
   put_text(&p, t->symbol);
@@ -696,16 +977,14 @@ int store_trade(struct store *st, const struct ev_trade *t, int source_rest) {
   put_i64(&p, t->trade_time);
   put_bool(&p, t->is_buyer_maker);
   put_text(&p, src(source_rest));
-  return end_row(st, q, &p, start);
+  return accept_row(st, STORE_TRADES, &p);
 }
 
 int store_depth(struct store *st, const char *symbol, int64_t time_ms,
                 int64_t last_update_id, const char *bids_json,
                 const char *asks_json) {
-  struct store_table_q *q = &st->q[STORE_DEPTH];
-  size_t start = q->rows.len;
   struct packer p;
-  int rv = begin_row(st, q, &p);
+  int rv = begin_row(st, &p);
   if (rv)
     return rv;
   put_text(&p, symbol);
@@ -713,13 +992,17 @@ int store_depth(struct store *st, const char *symbol, int64_t time_ms,
   put_i64(&p, last_update_id);
   put_text(&p, bids_json);
   put_text(&p, asks_json);
-  return end_row(st, q, &p, start);
+  return accept_row(st, STORE_DEPTH, &p);
 }
 
 void store_flush(struct store *st) {
   resubmit_ready(st);
   for (int t = 0; t < STORE_NTABLES; t++)
     flush_table(st, &st->q[t]);
+}
+
+int store_spooling(const struct store *st) {
+  return st->spooling;
 }
 
 int store_pending(const struct store *st) {
@@ -765,6 +1048,14 @@ void store_collect(struct buf *out, void *arg) {
                  "Time from sending a batch to its commit.");
   metrics_histogram_write(out, "binance_live_write_batch_seconds", NULL,
                           &st->latency);
+  if (st->spool_on) {
+    metrics_family(out, "binance_live_store_spooling", "gauge",
+                   "1 while new rows go to the spool.");
+    metrics_sample_u64(out, "binance_live_store_spooling", NULL,
+                       (uint64_t)st->spooling);
+    if (st->spool_open_)
+      spool_collect(out, &st->spool);
+  }
 }
 
 static void timer_closed(uv_handle_t *h) {
@@ -773,10 +1064,52 @@ static void timer_closed(uv_handle_t *h) {
   maybe_closed(st);
 }
 
+static void store_spool_closed(struct spool *sp) {
+  struct store *st = sp->data;
+  st->spool_open_ = 0;
+  maybe_closed(st);
+}
+
+/* At shutdown: rows pg could not take go to the spool for the next start. */
+static void spill_leftovers(struct store *st) {
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    struct store_table_q *q = &st->q[t];
+    int n = spill_ready(st, q->ready);
+    n += spill_rows(st, q->table, &q->rows, &q->offsets, q->n_rows);
+    if (n)
+      log_warn("store",
+               "%s: %d rows not written at shutdown kept in the "
+               "spool",
+               tables[t].name, n);
+    while (q->ready) {
+      struct store_batch *b = q->ready;
+      q->ready = b->next;
+      q->n_held -= b->n_rows;
+      batch_free(b);
+    }
+    q->n_held -= q->n_rows;
+    q->n_rows = 0;
+    buf_reset(&q->rows);
+    buf_reset(&q->offsets);
+  }
+}
+
 static void maybe_closed(struct store *st) {
   void (*cb)(struct store *);
   if (!st->closing || st->in_flight || st->timer_open || !st->close_cb)
     return;
+  if (st->spool_open_) {
+    if (!st->spool.closing) {
+      spill_leftovers(st);
+      release_spool(st); /* rows committed so far free their segments */
+      spool_close(&st->spool, store_spool_closed);
+    }
+    return;
+  }
+  buf_free(&st->scratch);
+  free(st->marks);
+  st->marks = NULL;
+  st->nmarks = st->capmarks = 0;
   cb = st->close_cb;
   st->close_cb = NULL;
   for (int t = 0; t < STORE_NTABLES; t++) {

@@ -14,7 +14,33 @@
  * split in halves and retried until the bad row stands alone, which is then
  * logged, counted and dropped: one bad row never loses its neighbours.
  * Queues are bounded (store_opts.max_rows per table); a full queue makes
- * store_* return BL_EFULL so the caller can spool the row.
+ * store_* return BL_EFULL when no spool is configured.
+ *
+ * The spool (store_opts.spool_dir set; see sink/spool.h): while PostgreSQL
+ * has been down for longer than spool_grace_ms, or a table's queue is at
+ * max_rows, new rows are appended to the on-disk spool instead of the
+ * queues ("spooling"). Once per outage (pg down past the grace) the store
+ * also writes a copy of every row it still holds in memory (batches in
+ * flight at pg, held batches, waiting rows; oldest first) so that a kill -9
+ * while PostgreSQL is down loses nothing. Those rows are still sent from
+ * memory too (pg re-sends its in-flight batches after a reconnect), so
+ * they arrive twice, which the idempotent statements absorb. While the
+ * spool holds anything, every new row goes behind it, so order is kept.
+ * Once pg is up and no older batch waits in memory, replay moves spooled
+ * rows into the queues as room allows (bounded by max_rows); when the
+ * spool is empty, rows go to the queues directly again. A spool left by an
+ * earlier run is replayed first. Rows pg could not write at shutdown go to
+ * the spool as well (their copies land behind newer spooled rows: for an
+ * open kline that means an older update may be applied again after a
+ * newer one until the next update; closed klines are frozen, other tables
+ * ignore repeats).
+ * A spool segment is deleted only once every row replayed from it is
+ * committed (rows are numbered per table as they are queued; a segment is
+ * released when each table's oldest uncommitted row is past the last row
+ * it gave), so a crash during replay replays it again (duplicates only).
+ * Loss window (kill -9, crash): rows accepted during the first
+ * spool_grace_ms of an outage before the copy, and the spool's unwritten
+ * buffer (a few ms of rows). A clean shutdown keeps everything.
  */
 #ifndef BL_SINK_STORE_H
 #define BL_SINK_STORE_H
@@ -26,6 +52,7 @@
 #include "core/buf.h"
 #include "core/metrics.h"
 #include "sink/pg.h"
+#include "sink/spool.h"
 
 enum store_table {
   STORE_KLINES = 0,
@@ -36,9 +63,13 @@ enum store_table {
 };
 
 struct store_opts {
-  int batch_size;        /* rows per statement; 0: 1000 */
-  int flush_interval_ms; /* 0: 200 */
-  int max_rows;          /* rows held per table; 0: 20 * batch_size */
+  int batch_size;               /* rows per statement; 0: 1000 */
+  int flush_interval_ms;        /* 0: 200 */
+  int max_rows;                 /* rows held per table; 0: 20 * batch_size */
+  const char *spool_dir;        /* NULL: no spool */
+  uint64_t spool_max_bytes;     /* 0: 1 GiB */
+  uint64_t spool_segment_bytes; /* 0: 64 MiB */
+  int spool_grace_ms;           /* pg down this long: spool; 0: 1000 */
 };
 
 struct store_batch;
@@ -50,6 +81,7 @@ struct store_table_q {
   int n_rows;                /* waiting */
   int n_held;                /* waiting + in batches */
   uint64_t first_row_ms;     /* uv_now() when the oldest waiting row came */
+  uint64_t seq_in;           /* rows ever queued: the next row's number */
   struct store_batch *ready; /* built batches pg refused with BL_EFULL */
   /* counters */
   uint64_t rows_in, rows_written, rows_refused, bad_rows, batches;
@@ -69,17 +101,34 @@ struct store {
   int closing;
   void (*close_cb)(struct store *st);
   struct metrics_histogram latency; /* seconds per batch, send to commit */
+  /* spool */
+  struct spool spool;
+  int spool_on;    /* a spool is configured and open */
+  int spooling;    /* new rows go to the spool */
+  int spool_open_; /* not yet closed */
+  int pg_down;
+  int outage_copied; /* this outage's held rows are in the spool */
+  uint64_t down_since_ms;
+  struct buf scratch;                      /* the row being packed */
+  struct store_batch *fly_head, *fly_tail; /* submitted to pg */
+  struct store_mark *marks; /* per spool segment replayed from: the row
+                               numbers it reached, oldest first */
+  int nmarks, capmarks;
+  uint64_t rows_spooled, rows_replayed, spool_refused, spool_episodes;
 };
 
-/* Registers the statements with |pg| (which may still be connecting).
- * Returns 0 or a negative code. */
+/* Registers the statements with |pg| (which may still be connecting or
+ * not started: rows spool until it first answers) and opens the spool
+ * (synchronous directory scan: call before uv_run). Returns 0 or a
+ * negative code (BL_EINVAL, UV_E* from the spool directory). */
 int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
                const struct store_opts *opts);
 
 /* Queue one row. |source_rest| selects source 'rest' instead of 'ws'.
  * For a kline, |has_trade_ids| 0 stores NULL first/last trade ids (REST
- * klines do not carry them). Returns 0, BL_EFULL (queue at max_rows: the
- * row was NOT taken), BL_ESTATE (closing) or BL_ENOMEM. */
+ * klines do not carry them). Returns 0, BL_EFULL (queue at max_rows and no
+ * spool, or the spool is full: the row was NOT taken), BL_ESTATE (closing)
+ * or BL_ENOMEM. */
 int store_kline(struct store *st, const struct ev_kline *k, int source_rest,
                 int has_trade_ids);
 int store_ticker(struct store *st, const struct ev_ticker *t);
@@ -95,12 +144,17 @@ void store_flush(struct store *st);
 /* Rows held (waiting or in flight) in all tables. */
 int store_pending(const struct store *st);
 
+/* 1 while rows go to (or are replayed from) the spool. */
+int store_spooling(const struct store *st);
+
 /* Prometheus families of the store (rows by table, batch latency, queue
- * depths). */
+ * depths) and of its spool. */
 void store_collect(struct buf *out, void *arg);
 
 /* Flushes, waits for the batches in flight (pg_close's deadline bounds
- * that), and calls |cb|. Does not close |pg|. */
+ * that: call pg_close() too when PostgreSQL may be down), puts the rows
+ * that were not written into the spool, closes the spool and calls |cb|.
+ * Does not close |pg|. */
 void store_close(struct store *st, void (*cb)(struct store *st));
 
 const char *store_table_name(enum store_table t);

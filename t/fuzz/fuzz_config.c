@@ -7,7 +7,14 @@
  *   clang -fsanitize=fuzzer,address -Isrc $(pkg-config --cflags yaml-0.1) \
  *     t/fuzz/fuzz_config.c src/core/config.c src/core/log.c \
  *     src/core/err.c src/core/buf.c -lyaml -luv
+ *
+ * `make fuzz` (t/fuzz/run) builds, seeds and runs it from the fuzz-*
+ * lines below; the command above is the same build by hand.
  */
+/* fuzz-build: pkg:yaml-0.1 src/core/config.c src/core/log.c src/core/err.c */
+/* fuzz-build: src/core/buf.c -lyaml -luv */
+/* fuzz-run: -max_len=8192 */
+/* fuzz-seed: files t/data/config/*.yaml conf/binance-live.yaml */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -14,7 +14,20 @@
  * consumer relies on: a success yields a known type, NUL-terminated strings
  * and decimals that pass dec_valid; a failure yields a class and a reason.
  * State: one parser kept across inputs, as on a live connection.
+ *
+ * `make fuzz` (t/fuzz/run) builds, seeds and runs it from the fuzz-*
+ * lines below; the command above is the same build by hand.
  */
+/* fuzz-build: pkg:yajl pkg:libuv src/binance/parse.c */
+/* fuzz-build: src/binance/rest_parse.c src/core/decimal.c */
+/* fuzz-run: -max_len=8192 -dict=t/fuzz/parse.dict */
+/* fuzz-seed: ws-json t/data/parse/BINANCE.ws.1.0 */
+/* fuzz-build fuzz_rest_parse: -DFUZZ_REST pkg:yajl pkg:libuv */
+/* fuzz-build fuzz_rest_parse: src/binance/parse.c src/binance/rest_parse.c */
+/* fuzz-build fuzz_rest_parse: src/core/decimal.c */
+/* fuzz-run fuzz_rest_parse: -max_len=65536 -dict=t/fuzz/parse.dict */
+/* fuzz-seed fuzz_rest_parse: rest-body t/data/parse/BINANCE.http.0.0 */
+/* fuzz-seed fuzz_rest_parse: rest-body t/data/parse/BINANCE.0.exchangeInfo */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -12,7 +12,14 @@
  *     src/core/buf.c src/core/err.c src/core/log.c \
  *     -luv -lwslay -lmbedcrypto -o build-fuzz/fuzz_ws_frames
  *   build-fuzz/fuzz_ws_frames -max_total_time=60 -max_len=70000
+ *
+ * `make fuzz` (t/fuzz/run) builds, seeds and runs it from the fuzz-*
+ * lines below; the command above is the same build by hand.
  */
+/* fuzz-build: -D_GNU_SOURCE src/net/ws_proto.c src/core/buf.c */
+/* fuzz-build: src/core/err.c src/core/log.c -luv -lwslay -lmbedcrypto */
+/* fuzz-run: -max_len=70000 */
+/* fuzz-seed: ws-frames t/data/parse/BINANCE.ws.1.0 */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

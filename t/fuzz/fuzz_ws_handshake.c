@@ -7,7 +7,14 @@
  *     t/fuzz/fuzz_ws_handshake.c src/net/ws_proto.c src/core/buf.c \
  *     src/core/err.c -luv -lmbedcrypto -o build-fuzz/fuzz_ws_handshake
  *   build-fuzz/fuzz_ws_handshake -max_total_time=60 -max_len=20000
+ *
+ * `make fuzz` (t/fuzz/run) builds, seeds and runs it from the fuzz-*
+ * lines below; the command above is the same build by hand.
  */
+/* fuzz-build: -D_GNU_SOURCE src/net/ws_proto.c src/core/buf.c */
+/* fuzz-build: src/core/err.c -luv -lmbedcrypto */
+/* fuzz-run: -max_len=20000 */
+/* fuzz-seed: handshake t/data/parse/BINANCE.ws.1.0 */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -111,6 +111,12 @@ for prog in binance-live binance-mock; do
 #!/usr/bin/env bash
 echo "args: $*"
 echo "stderr line" >&2
+while [ $# -gt 0 ]; do
+  if [ "$1" = --port-file ]; then
+    printf 'port=1234\ncontrol_port=1235\n' >"$2"
+  fi
+  shift
+done
 trap 'exit 7' TERM
 while :; do sleep 0.05; done
 EOF
@@ -128,10 +134,11 @@ cpid=$H_COLLECTOR_PID
 h_collector_stop 5
 is "$?" 7 "h_collector_stop returns the collector's exit status"
 ! kill -0 "$cpid" 2>/dev/null; ok $? "the collector is gone"
-h_mock_start --port 1234 --symbols 3
+h_mock_start --symbols 3
 ok $? "h_mock_start"
-h_wait_for 5 grep -q 'args: --port 1234 --symbols 3' "$H_TMP/mock.log"
-ok $? "mock gets its arguments, log in \$H_TMP/mock.log"
+h_wait_for 5 grep -q 'args: --port 0 --control-port 0 --port-file .* --symbols 3' "$H_TMP/mock.log"
+ok $? "mock gets free ports and its arguments, log in \$H_TMP/mock.log"
+is "$MOCK_API_URL $MOCK_WS_URL $MOCK_CTL" "http://127.0.0.1:1234 ws://127.0.0.1:1234 http://127.0.0.1:1235" "h_mock_start exports the mock's URLs from its port file"
 mpid=$H_MOCK_PID
 h_mock_stop
 is "$?" 7 "h_mock_stop returns the mock's exit status"

@@ -530,14 +530,35 @@ h_wait_for() {
 # --- the project's programs -----------------------------------------------------
 
 h_mock_start() {
+  # Starts the mock exchange on free ports (ARGS are its flags, see
+  # t/mock/README.md) and waits until it listens. Exports MOCK_PORT,
+  # MOCK_CTL_PORT, MOCK_API_URL (http://127.0.0.1:PORT), MOCK_WS_URL
+  # (ws://127.0.0.1:PORT) and MOCK_CTL (http://127.0.0.1:CTL_PORT).
   [ -n "$H_TMP" ] || h_init || return 1
   if [ ! -x "$BUILD/binance-mock" ]; then
     h__log "$BUILD/binance-mock is not built"
     return 1
   fi
-  "$BUILD/binance-mock" "$@" >>"$H_TMP/mock.log" 2>&1 &
+  local pf=$H_TMP/mock.ports i
+  rm -f "$pf"
+  "$BUILD/binance-mock" --port 0 --control-port 0 --port-file "$pf" "$@" \
+    >>"$H_TMP/mock.log" 2>&1 &
   H_MOCK_PID=$!
   H_PIDS+=("$H_MOCK_PID")
+  for i in $(seq 200); do
+    [ -s "$pf" ] && break
+    sleep 0.05
+  done
+  if [ ! -s "$pf" ]; then
+    h__log "the mock exchange did not start (see $H_TMP/mock.log)"
+    return 1
+  fi
+  MOCK_PORT=$(sed -n 's/^port=//p' "$pf")
+  MOCK_CTL_PORT=$(sed -n 's/^control_port=//p' "$pf")
+  MOCK_API_URL=http://127.0.0.1:$MOCK_PORT
+  MOCK_WS_URL=ws://127.0.0.1:$MOCK_PORT
+  MOCK_CTL=http://127.0.0.1:$MOCK_CTL_PORT
+  export MOCK_PORT MOCK_CTL_PORT MOCK_API_URL MOCK_WS_URL MOCK_CTL
 }
 
 h_mock_stop() {

@@ -233,6 +233,8 @@ struct rest_state {
   int64_t force_until;   /* ... or until this time */
   int force_retry_after; /* seconds */
   int delay_ms;          /* slow REST; applied by the server */
+  int stale_depth_count; /* the next N synthetic depth answers ... */
+  int stale_depth_ids;   /* ... are this many update ids old */
   /* log */
   struct rest_log_entry *log;
   size_t log_len, log_total;

@@ -343,6 +343,16 @@ static int ep_exchange_info(struct rest_state *r, const char *q, int64_t now,
   return rc;
 }
 
+/* /stale_depth fault: the snapshot of an older update id (a consistent
+ * book, just old), for the next stale_depth_count answers. */
+static int64_t stale_depth_uid(struct rest_state *r, int64_t uid) {
+  if (r->stale_depth_count <= 0)
+    return uid;
+  r->stale_depth_count--;
+  uid -= r->stale_depth_ids;
+  return uid < 1 ? 1 : uid;
+}
+
 static int ep_depth(struct rest_state *r, const char *q, int64_t now,
                     struct rest_resp *out) {
   char name[64];
@@ -367,6 +377,7 @@ static int ep_depth(struct rest_state *r, const char *q, int64_t now,
   n = limit > MK_LEVELS ? MK_LEVELS : (int)limit;
   {
     int64_t uid = mk_book_uid(r->market, s, now);
+    uid = stale_depth_uid(r, uid);
     mk_book_at(r->market, s, uid, bids, asks);
     return fmt_depth_snapshot(&out->body, uid, bids, asks, n);
   }

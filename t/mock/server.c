@@ -439,6 +439,19 @@ static void frame_send(struct mock_server *srv, int sid) {
   }
 }
 
+/* /cross_depth fault: adds a bid at the best ask of the book at |u|, so
+ * that the event leaves the book crossed (bid >= ask). */
+static void cross_levels(const struct mk_market *m, int s, int64_t u,
+                         struct mk_level *bids, int *nb) {
+  struct mk_level b[MK_LEVELS], a[MK_LEVELS];
+  if (*nb >= 2 * MK_LEVELS)
+    (*nb)--;
+  mk_book_at(m, s, u, b, a);
+  bids[*nb].price = a[0].price;
+  bids[*nb].qty = 100000000; /* 1.0 */
+  (*nb)++;
+}
+
 static void gen_symbol(struct mock_server *srv, int s, int64_t now) {
   struct mk_market *m = &srv->market;
   struct sym_gen *g = &srv->gen[s];
@@ -482,6 +495,10 @@ static void gen_symbol(struct mock_server *srv, int s, int64_t now) {
       continue;
     first = g->depth_u[d] + 1;
     mk_book_diff(m, s, g->depth_u[d], u, bids, &nb, asks, &na);
+    if (d == 1 && g->cross_depth) {
+      cross_levels(m, s, u, bids, &nb);
+      g->cross_depth = 0;
+    }
     g->depth_u[d] = u;
     if (frame_begin(srv, sid) != 0 ||
         fmt_depth_update(&srv->fb, &m->sym[s], now, first, u, bids, nb, asks,
@@ -1023,6 +1040,23 @@ static int control_handle(struct mock_server *srv, const char *target,
     if (q_int(q, "limit", 6000, &n) != 0 || n < 1)
       goto bad;
     srv->rest.limit = (int)n;
+    return buf_append_str(body, "{\"ok\":true}");
+  }
+  if (PATH("/stale_depth")) {
+    if (q_int(q, "n", 1, &n) != 0 || n < 0 || q_int(q, "ids", 200, &v1) != 0 ||
+        v1 < 1 || srv->replay_mode)
+      goto bad;
+    srv->rest.stale_depth_count = (int)n;
+    srv->rest.stale_depth_ids = (int)v1;
+    return buf_append_str(body, "{\"ok\":true}");
+  }
+  if (PATH("/cross_depth")) {
+    if (rest_query_get(q, "symbol", sym, sizeof sym) <= 0 || srv->replay_mode)
+      goto bad;
+    s = mk_symbol_find(&srv->market, sym, strlen(sym));
+    if (s < 0)
+      goto bad;
+    srv->gen[s].cross_depth = 1;
     return buf_append_str(body, "{\"ok\":true}");
   }
   *status = 404;

@@ -46,6 +46,7 @@ struct sym_gen {
   int64_t kline_due[MK_NINTERVALS];
   int skip_depth;  /* fault: ids to skip in the next event */
   int skip_trades; /* fault: trades to leave out */
+  int cross_depth; /* fault: the next @depth@100ms event crosses the book */
   int64_t first_trade_sent, last_trade_sent;
   uint64_t trades_sent, trades_skipped;
   int64_t last_depth_u_sent;

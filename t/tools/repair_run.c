@@ -139,7 +139,7 @@ static void check(uv_timer_t *t) {
 
 int main(int argc, char **argv) {
   struct pg_opts po;
-  struct store_opts so = {1000, 100, 0};
+  struct store_opts so;
   struct repair_opts ro;
   const char *api = NULL, *ws = NULL, *port = getenv("PGPORT");
   static char symarg[65536] = "BTCUSDT";
@@ -149,6 +149,9 @@ int main(int argc, char **argv) {
   uint64_t t0;
   const char *lvl = getenv("REPAIR_LOG");
 
+  memset(&so, 0, sizeof so);
+  so.batch_size = 1000;
+  so.flush_interval_ms = 100;
   memset(&ro, 0, sizeof ro);
   ro.enabled = 1;
   ro.max_sync_hours = 1;

@@ -123,7 +123,7 @@ static void check(uv_timer_t *t) {
 
 int main(void) {
   struct pg_opts po;
-  struct store_opts so = {1000, 100, 0};
+  struct store_opts so = {.batch_size = 1000, .flush_interval_ms = 100};
   const char *port = getenv("PGPORT");
   uint64_t written[STORE_NTABLES], bad = 0;
 

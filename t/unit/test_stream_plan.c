@@ -53,8 +53,7 @@ static void url_and_request(void **state) {
   t.kline = 0;
   t.ticker = 0;
   buf_init(&b, 4096);
-  assert_int_equal(plan_url(&b, "wss://x:9443", syms, 2, &t, PLAN_URL_MAX),
-                   2);
+  assert_int_equal(plan_url(&b, "wss://x:9443", syms, 2, &t, PLAN_URL_MAX), 2);
   assert_string_equal(b.data,
                       "wss://x:9443/stream?streams=btcusdt@depth@100ms/"
                       "btcusdt@aggTrade/ethusdt@depth@100ms/ethusdt@aggTrade");
@@ -72,6 +71,50 @@ static void url_and_request(void **state) {
   buf_reset(&b);
   assert_int_equal(plan_request(&b, 0, 8, syms + 1, 1, &t), 0);
   assert_non_null(strstr(b.data, "\"UNSUBSCRIBE\""));
+  buf_free(&b);
+}
+
+/* 22 symbols of 9 streams (max 200 streams) with long names do not fit in
+ * PLAN_URL_MAX: the URL takes whole symbols up to the limit and the
+ * SUBSCRIBE for the rest carries exactly the streams left out. */
+static void url_limit(void **state) {
+  struct plan_types t = {1, 1, 1, 1, {"1m", "5m", "15m", "1h", "4h", "1d"}, 6};
+  char syms[22][EV_SYMBOL_MAX];
+  const char *p[22];
+  struct buf b;
+  int in, n_streams = 0;
+  (void)state;
+  for (int i = 0; i < 22; i++) {
+    snprintf(syms[i], sizeof syms[i], "LONGSYMBOL%03dUSDT", i);
+    p[i] = syms[i];
+  }
+  buf_init(&b, 1 << 20);
+  in = plan_url(&b, "ws://127.0.0.1:9443", p, 22, &t, PLAN_URL_MAX);
+  assert_true(in >= 1 && in < 22);
+  assert_true(b.len <= PLAN_URL_MAX);
+  for (const char *q = b.data; (q = strchr(q, '@')) != NULL; q++)
+    n_streams++;
+  /* "@depth@100ms" has two '@' */
+  assert_int_equal(n_streams, in * 10);
+  assert_non_null(strstr(b.data, "longsymbol000usdt@kline_1m"));
+  buf_reset(&b);
+  assert_int_equal(plan_request(&b, 1, 1, p + in, 22 - in, &t), 0);
+  assert_null(strstr(b.data, "longsymbol000usdt"));
+  assert_non_null(strstr(b.data, "longsymbol021usdt@aggTrade"));
+  /* UTF-8 symbols are percent-encoded in the URL, raw in JSON. */
+  {
+    struct plan_types tt = {0, 0, 0, 1, {NULL}, 0};
+    const char *u[] = {"\xe8\xbf\x99" "AB"};
+    buf_reset(&b);
+    assert_int_equal(plan_url(&b, "ws://h", u, 1, &tt, PLAN_URL_MAX), 1);
+    assert_string_equal(b.data, "ws://h/stream?streams=%E8%BF%99ab@aggTrade");
+    buf_reset(&b);
+    assert_int_equal(plan_request(&b, 1, 2, u, 1, &tt), 0);
+    assert_non_null(strstr(b.data, "\"\xe8\xbf\x99" "ab@aggTrade\""));
+  }
+  /* A single symbol always goes in, whatever the limit. */
+  buf_reset(&b);
+  assert_int_equal(plan_url(&b, "ws://h", p, 22, &t, 10), 1);
   buf_free(&b);
 }
 
@@ -102,6 +145,20 @@ static void dedupe(void **state) {
            "1h"); /* same E, other interval: new */
   assert_int_equal(plan_dedupe_check(&d, &ev), 1);
   assert_int_equal(plan_dedupe_check(&d, &ev), 0);
+  /* A bar's final update and the next bar's first one in the same ms
+   * are both new; the final bar again is not. */
+  ev.u.kline.open_time = 60000;
+  ev.u.kline.is_closed = 1;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  ev.u.kline.open_time = 120000;
+  ev.u.kline.is_closed = 0;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  ev.u.kline.open_time = 60000;
+  ev.u.kline.is_closed = 1;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 0);
+  ev.u.kline.event_time = 999; /* older E */
+  ev.u.kline.open_time = 180000;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 0);
 
   ev.type = EV_CONTROL;
   assert_int_equal(plan_dedupe_check(&d, &ev), 1);
@@ -117,9 +174,8 @@ static void dedupe(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(names_for_symbol),
-      cmocka_unit_test(packing),
-      cmocka_unit_test(url_and_request),
+      cmocka_unit_test(names_for_symbol), cmocka_unit_test(packing),
+      cmocka_unit_test(url_and_request),  cmocka_unit_test(url_limit),
       cmocka_unit_test(dedupe),
   };
   return cmocka_run_group_tests_name("stream_plan", tests, NULL, NULL);
