@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "market/depth.h"
+#include "market/repair.h"
 #include "market/symbols.h"
 #include "net/conn.h"
 #include "net/http.h"
@@ -163,6 +164,8 @@ struct app {
   struct symbols symbols;
   struct depth depth;
   int depth_on; /* binance.streams.depth */
+  struct repair repair;
+  struct strmap seen_up; /* symbols whose stream connection was up once */
   struct streams streams;
   struct pipeline pl;
   struct httpd httpd;
@@ -275,8 +278,17 @@ static void app_on_symbols(struct symbols *sy, const char *const *active,
       free(ds);
     }
   }
+  repair_set_symbols(&a->repair, active, n);
   streams_set_symbols(&a->streams, active, n);
   redis_sink_set_active_symbols(&a->redis, active, (size_t)n);
+}
+
+static void app_on_trade(void *arg, const struct ev_trade *t) {
+  repair_on_trade(arg, t);
+}
+
+static void app_on_kline(void *arg, const struct ev_kline *k) {
+  repair_on_kline(arg, k);
 }
 
 static void app_on_depth(void *arg, const struct ev_depth *d) {
@@ -614,11 +626,10 @@ static void app_depth_closed(struct depth *d) {
   redis_sink_close(&a->redis, app_redis_closed);
 }
 
-static void app_streams_closed(struct streams *s) {
-  struct app *a = s->data;
-  log_info("app", "streams closed; flushing");
-  /* Intake has stopped: what is queued is all there is to write. The books
-   * go first, since they still publish and store. */
+/* Repairs are canceled and their ledger statements done: the books go
+ * next (they still publish and store), then the REST side and storage. */
+static void app_repair_closed(struct repair *r) {
+  struct app *a = r->data;
   if (a->depth_on) {
     depth_close(&a->depth, app_depth_closed);
     return;
@@ -626,6 +637,13 @@ static void app_streams_closed(struct streams *s) {
   app_close_storage(a);
   redis_sink_close(&a->redis, app_redis_closed);
   limiter_close(&a->lim, app_limiter_closed);
+}
+
+static void app_streams_closed(struct streams *s) {
+  struct app *a = s->data;
+  log_info("app", "streams closed; flushing");
+  /* Intake has stopped: what is queued is all there is to write. */
+  repair_close(&a->repair, app_repair_closed);
 }
 
 static void app_symbols_closed(struct symbols *s) {
@@ -748,6 +766,26 @@ static int app_start(struct app *a) {
   pipeline_init(&a->pl);
   a->pl.store = &a->store;
   a->pl.redis = &a->redis;
+  {
+    struct repair_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.enabled = cfg->sync.enabled;
+    ro.max_sync_hours = cfg->sync.max_sync_hours;
+    ro.batch_size = cfg->sync.batch_size;
+    ro.klines = cfg->binance.streams.kline;
+    ro.trades = cfg->binance.streams.trade;
+    for (int i = 0;
+         i < cfg->binance.n_kline_intervals && i < REPAIR_MAX_INTERVALS; i++)
+      ro.intervals[ro.n_intervals++] = cfg->binance.kline_intervals[i];
+    if ((rv = repair_init(&a->loop, &a->repair, &ro, &a->pg, &a->lim,
+                          &a->store)))
+      return rv;
+    a->repair.data = a;
+    a->pl.on_trade = app_on_trade;
+    a->pl.on_kline = app_on_kline;
+    a->pl.check_arg = &a->repair;
+    strmap_init(&a->seen_up, 65536);
+  }
   a->depth_on = cfg->binance.streams.depth;
   if (a->depth_on) {
     struct depth_opts dopts;
@@ -808,6 +846,7 @@ static int app_start(struct app *a) {
   metrics_register(&a->metrics, store_collect, &a->store);
   if (a->depth_on)
     metrics_register(&a->metrics, depth_collect, &a->depth);
+  metrics_register(&a->metrics, repair_collect, &a->repair);
 
   rv = httpd_start(&a->loop, &a->httpd, cfg->http.listen, app_http);
   if (rv) {
@@ -850,6 +889,7 @@ int app_run(const struct config *cfg) {
   uv_run(&a->loop, UV_RUN_DEFAULT);
   if (a->tls)
     tls_ctx_free(a->tls);
+  strmap_free(&a->seen_up);
   status = a->exit_status;
   if (uv_loop_close(&a->loop) != 0) {
     log_error("app", "handles left open at exit");
