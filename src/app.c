@@ -528,6 +528,10 @@ static void app_collect(struct buf *out, void *arg) {
                  "REST request weight booked in the last 60 s.");
   metrics_sample(out, "binance_live_rest_weight_used", NULL,
                  (double)limiter_weight_used(&a->lim));
+  metrics_family(out, "binance_live_rest_weight_spent_total", "counter",
+                 "REST request weight spent.");
+  metrics_sample_u64(out, "binance_live_rest_weight_spent_total", NULL,
+                     a->lim.budget.spent_total);
   metrics_family(out, "binance_live_rest_weight_limit", "gauge",
                  "REST weight the scheduler allows per 60 s.");
   metrics_sample(out, "binance_live_rest_weight_limit", NULL,

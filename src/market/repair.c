@@ -1457,22 +1457,6 @@ void repair_collect(struct buf *out, void *arg) {
                      (uint64_t)r->n_active);
   metrics_sample_u64(out, "binance_live_repair_jobs", "state=\"waiting\"",
                      (uint64_t)r->n_waiting);
-  if (r->lim) {
-    metrics_family(out, "binance_live_rest_weight_used", "gauge",
-                   "REST request weight booked in the last 60 s.");
-    metrics_sample_u64(out, "binance_live_rest_weight_used", NULL,
-                       (uint64_t)limiter_weight_used(r->lim));
-    metrics_family(out, "binance_live_rest_weight_spent_total", "counter",
-                   "REST request weight spent.");
-    metrics_sample_u64(out, "binance_live_rest_weight_spent_total", NULL,
-                       r->lim->budget.spent_total);
-    metrics_family(out, "binance_live_rest_limited_total", "counter",
-                   "REST answers 429 (rate limited) and 418 (banned).");
-    metrics_sample_u64(out, "binance_live_rest_limited_total", "status=\"429\"",
-                       r->lim->stats.status_429);
-    metrics_sample_u64(out, "binance_live_rest_limited_total", "status=\"418\"",
-                       r->lim->stats.status_418);
-  }
 }
 
 static void timer_closed(uv_handle_t *h) {

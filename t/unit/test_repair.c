@@ -461,7 +461,6 @@ static void collect(void **state) {
                                    "type=\"trade\"} 3"));
   assert_non_null(strstr(out.data, "binance_live_kline_mismatches_total 2"));
   assert_non_null(strstr(out.data, "outcome=\"exchange_empty\""));
-  assert_non_null(strstr(out.data, "binance_live_rest_limited_total"));
   buf_free(&out);
 }
 
