@@ -36,40 +36,40 @@ typedef char ev_dec[EV_DEC_MAX];
 struct ev_kline {
   char symbol[EV_SYMBOL_MAX];
   char interval[EV_INTERVAL_MAX];
-  int64_t event_time; /* E */
-  int64_t open_time;  /* k.t */
-  int64_t close_time; /* k.T */
-  int64_t first_trade_id; /* k.f */
-  int64_t last_trade_id;  /* k.L */
-  int64_t trades_count;   /* k.n */
-  ev_dec open, high, low, close;   /* k.o k.h k.l k.c */
-  ev_dec volume, quote_volume;     /* k.v k.q */
+  int64_t event_time;                              /* E */
+  int64_t open_time;                               /* k.t */
+  int64_t close_time;                              /* k.T */
+  int64_t first_trade_id;                          /* k.f */
+  int64_t last_trade_id;                           /* k.L */
+  int64_t trades_count;                            /* k.n */
+  ev_dec open, high, low, close;                   /* k.o k.h k.l k.c */
+  ev_dec volume, quote_volume;                     /* k.v k.q */
   ev_dec taker_buy_volume, taker_buy_quote_volume; /* k.V k.Q */
-  int is_closed; /* k.x */
+  int is_closed;                                   /* k.x */
 };
 
 struct ev_ticker {
   char symbol[EV_SYMBOL_MAX];
-  int64_t event_time; /* E */
-  ev_dec price;                   /* c */
-  ev_dec price_change;            /* p */
-  ev_dec price_change_percent;    /* P */
-  ev_dec weighted_avg_price;      /* w */
-  ev_dec open_price, high, low;   /* o h l */
-  ev_dec volume, quote_volume;    /* v q */
-  ev_dec bid_price, bid_qty;      /* b B */
-  ev_dec ask_price, ask_qty;      /* a A */
-  int64_t trades_count;           /* n */
-  int64_t first_trade_id;         /* F */
-  int64_t last_trade_id;          /* L */
+  int64_t event_time;           /* E */
+  ev_dec price;                 /* c */
+  ev_dec price_change;          /* p */
+  ev_dec price_change_percent;  /* P */
+  ev_dec weighted_avg_price;    /* w */
+  ev_dec open_price, high, low; /* o h l */
+  ev_dec volume, quote_volume;  /* v q */
+  ev_dec bid_price, bid_qty;    /* b B */
+  ev_dec ask_price, ask_qty;    /* a A */
+  int64_t trades_count;         /* n */
+  int64_t first_trade_id;       /* F */
+  int64_t last_trade_id;        /* L */
 };
 
 struct ev_trade {
   char symbol[EV_SYMBOL_MAX];
-  int64_t event_time;   /* E */
-  int64_t agg_trade_id; /* a */
-  ev_dec price;         /* p */
-  ev_dec quantity;      /* q */
+  int64_t event_time;     /* E */
+  int64_t agg_trade_id;   /* a */
+  ev_dec price;           /* p */
+  ev_dec quantity;        /* q */
   int64_t first_trade_id; /* f */
   int64_t last_trade_id;  /* l */
   int64_t trade_time;     /* T */
@@ -83,9 +83,9 @@ struct ev_level {
 
 struct ev_depth {
   char symbol[EV_SYMBOL_MAX];
-  int64_t event_time;      /* E */
-  int64_t first_update_id; /* U */
-  int64_t final_update_id; /* u */
+  int64_t event_time;          /* E */
+  int64_t first_update_id;     /* U */
+  int64_t final_update_id;     /* u */
   const struct ev_level *bids; /* b, in the order received */
   size_t n_bids;
   const struct ev_level *asks; /* a */
@@ -94,8 +94,8 @@ struct ev_depth {
 
 struct ev_control {
   int64_t id;
-  int has_id;    /* 0 when "id" was null or a string (we send integers) */
-  int is_error;  /* 1 for {"error":{"code","msg"}} */
+  int has_id;   /* 0 when "id" was null or a string (we send integers) */
+  int is_error; /* 1 for {"error":{"code","msg"}} */
   int code;
   char msg[256];
 };

@@ -48,11 +48,11 @@ struct limiter_req;
 typedef void (*limiter_cb)(struct limiter_req *req, int result);
 
 struct limiter_req {
-  void *data; /* the caller's */
-  int prio;   /* enum limiter_prio */
-  int weight; /* request weight (docs/binance-api.md 3.4) */
-  char path[64];                  /* "/api/v3/klines" */
-  char query[LIMITER_QUERY_MAX];  /* "symbol=BTCUSDT&interval=1m&..." */
+  void *data;                    /* the caller's */
+  int prio;                      /* enum limiter_prio */
+  int weight;                    /* request weight (docs/binance-api.md 3.4) */
+  char path[64];                 /* "/api/v3/klines" */
+  char query[LIMITER_QUERY_MAX]; /* "symbol=BTCUSDT&interval=1m&..." */
   limiter_cb cb;
 
   /* results */

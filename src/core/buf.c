@@ -35,7 +35,7 @@ int buf_reserve(struct buf *b, size_t extra) {
   if (extra > b->max || b->len > b->max - extra)
     return BL_ETOOBIG;
   if (b->len + extra == (size_t)-1)
-    return BL_ENOMEM; /* no room for the NUL in the address space */
+    return BL_ENOMEM;        /* no room for the NUL in the address space */
   need = b->len + extra + 1; /* room for the trailing NUL */
   if (need <= b->cap)
     return 0;

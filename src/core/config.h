@@ -29,14 +29,14 @@ struct config {
   } app;
 
   struct {
-    char *api_url;  /* https://api.binance.com */
-    char *ws_url;   /* wss://stream.binance.com:9443 */
-    char *ca_file;  /* NULL: system bundle */
-    int rest_rate_limit;                          /* 6000 */
-    char *kline_intervals[CONFIG_MAX_INTERVALS];  /* 1m 5m 15m 1h 4h 1d */
+    char *api_url;       /* https://api.binance.com */
+    char *ws_url;        /* wss://stream.binance.com:9443 */
+    char *ca_file;       /* NULL: system bundle */
+    int rest_rate_limit; /* 6000 */
+    char *kline_intervals[CONFIG_MAX_INTERVALS]; /* 1m 5m 15m 1h 4h 1d */
     int n_kline_intervals;
     struct {
-      int kline, ticker, depth, trade;            /* all 1 */
+      int kline, ticker, depth, trade; /* all 1 */
     } streams;
     int depth_levels;               /* 20 */
     int depth_snapshot_interval;    /* 10 s */
@@ -45,22 +45,22 @@ struct config {
   } binance;
 
   struct {
-    char *host;     /* localhost */
-    int port;       /* 5432 */
-    char *user;     /* postgres */
-    char *password; /* "" */
-    char *database; /* binance_data */
-    char *ssl_mode; /* prefer */
+    char *host;            /* localhost */
+    int port;              /* 5432 */
+    char *user;            /* postgres */
+    char *password;        /* "" */
+    char *database;        /* binance_data */
+    char *ssl_mode;        /* prefer */
     int batch_size;        /* 1000 */
     int flush_interval_ms; /* 200 */
     int migrate;           /* 1 */
   } database;
 
   struct {
-    char *host;     /* localhost */
-    int port;       /* 6379 */
-    char *password; /* "" */
-    int db;         /* 0 */
+    char *host;        /* localhost */
+    int port;          /* 6379 */
+    char *password;    /* "" */
+    int db;            /* 0 */
     int live_data_ttl; /* 60 */
     char *key_prefix;  /* binance */
   } redis;
@@ -88,8 +88,8 @@ struct config {
   } symbols;
 
   struct {
-    char *dir;                /* ./var/spool */
-    long long max_bytes;      /* 1073741824 */
+    char *dir;           /* ./var/spool */
+    long long max_bytes; /* 1073741824 */
   } spool;
 };
 
@@ -119,8 +119,7 @@ int config_load(struct config *cfg, const char *path, FILE *warn, char *err,
 
 /* Same as config_load() but from a string; |name| is used in messages. */
 int config_load_string(struct config *cfg, const char *yaml, size_t len,
-                       const char *name, FILE *warn, char *err,
-                       size_t errlen);
+                       const char *name, FILE *warn, char *err, size_t errlen);
 
 /* Writes the effective configuration as YAML with every password shown as
  * "********". */
@@ -129,7 +128,7 @@ int config_dump_yaml(const struct config *cfg, FILE *out);
 void config_free(struct config *cfg);
 
 /* Helpers shared with other modules. */
-int config_interval_valid(const char *interval);   /* 1 if Binance knows it */
+int config_interval_valid(const char *interval); /* 1 if Binance knows it */
 /* Milliseconds in one interval ("1s" -> 1000, "1w" -> 604800000); 0 for an
  * unknown interval and for "1M", whose length depends on the calendar month
  * (callers must treat 1M specially). */

@@ -16,13 +16,13 @@
 
 enum bl_err {
   BL_OK = 0,
-  BL_ENOMEM = BL_ERR_BASE - 1,   /* allocation failed */
-  BL_EINVAL = BL_ERR_BASE - 2,   /* invalid argument or value */
-  BL_EPARSE = BL_ERR_BASE - 3,   /* malformed input (JSON, YAML, HTTP, ...) */
-  BL_ETOOBIG = BL_ERR_BASE - 4,  /* input over its size limit */
-  BL_EPROTO = BL_ERR_BASE - 5,   /* peer violated its protocol */
-  BL_ETLS = BL_ERR_BASE - 6,     /* TLS failure (detail on the object) */
-  BL_EVERIFY = BL_ERR_BASE - 7,  /* certificate verification failed */
+  BL_ENOMEM = BL_ERR_BASE - 1,     /* allocation failed */
+  BL_EINVAL = BL_ERR_BASE - 2,     /* invalid argument or value */
+  BL_EPARSE = BL_ERR_BASE - 3,     /* malformed input (JSON, YAML, HTTP, ...) */
+  BL_ETOOBIG = BL_ERR_BASE - 4,    /* input over its size limit */
+  BL_EPROTO = BL_ERR_BASE - 5,     /* peer violated its protocol */
+  BL_ETLS = BL_ERR_BASE - 6,       /* TLS failure (detail on the object) */
+  BL_EVERIFY = BL_ERR_BASE - 7,    /* certificate verification failed */
   BL_EHANDSHAKE = BL_ERR_BASE - 8, /* WebSocket upgrade refused or bad */
   BL_ETIMEDOUT = BL_ERR_BASE - 9,  /* an operation took too long */
   BL_ECLOSED = BL_ERR_BASE - 10,   /* the peer or the caller closed */

@@ -74,25 +74,25 @@ struct log_limit {
  * (0 otherwise). */
 int log_limit_allow(struct log_limit *limit, unsigned *suppressed);
 
-#define log_debug(mod, ...) \
-  do { \
-    if (log_enabled(BL_LOG_DEBUG)) \
-      log_write(BL_LOG_DEBUG, mod, __VA_ARGS__); \
+#define log_debug(mod, ...)                                                    \
+  do {                                                                         \
+    if (log_enabled(BL_LOG_DEBUG))                                             \
+      log_write(BL_LOG_DEBUG, mod, __VA_ARGS__);                               \
   } while (0)
 #define log_info(mod, ...) log_write(BL_LOG_INFO, mod, __VA_ARGS__)
 #define log_warn(mod, ...) log_write(BL_LOG_WARN, mod, __VA_ARGS__)
 #define log_error(mod, ...) log_write(BL_LOG_ERROR, mod, __VA_ARGS__)
 
 /* Logs through a static per-call-site limit. */
-#define log_limited(level, mod, ...) \
-  do { \
-    static struct log_limit bl_ll_; \
-    unsigned bl_sup_; \
-    if (log_enabled(level) && log_limit_allow(&bl_ll_, &bl_sup_)) { \
-      if (bl_sup_) \
-        log_write(level, mod, "%u similar messages suppressed", bl_sup_); \
-      log_write(level, mod, __VA_ARGS__); \
-    } \
+#define log_limited(level, mod, ...)                                           \
+  do {                                                                         \
+    static struct log_limit bl_ll_;                                            \
+    unsigned bl_sup_;                                                          \
+    if (log_enabled(level) && log_limit_allow(&bl_ll_, &bl_sup_)) {            \
+      if (bl_sup_)                                                             \
+        log_write(level, mod, "%u similar messages suppressed", bl_sup_);      \
+      log_write(level, mod, __VA_ARGS__);                                      \
+    }                                                                          \
   } while (0)
 
 #endif

@@ -50,8 +50,8 @@ struct conn_callbacks {
 };
 
 struct conn_options {
-  uint64_t connect_timeout_ms;   /* resolve + TCP + TLS handshake; 0: 10 s */
-  size_t write_high_water;       /* bytes queued; 0: 4 MiB */
+  uint64_t connect_timeout_ms; /* resolve + TCP + TLS handshake; 0: 10 s */
+  size_t write_high_water;     /* bytes queued; 0: 4 MiB */
 };
 
 enum conn_state {
@@ -71,13 +71,12 @@ struct conn {
   enum conn_state state;
   struct conn_callbacks cb;
   struct conn_options opt;
-  char errstr[256];   /* detail of the last failure */
-  char peer[64];      /* "ip:port" of the peer, for logs */
-  void *impl;         /* private to conn.c */
+  char errstr[256]; /* detail of the last failure */
+  char peer[64];    /* "ip:port" of the peer, for logs */
+  void *impl;       /* private to conn.c */
 };
 
-void conn_init(uv_loop_t *loop, struct conn *c,
-               const struct conn_callbacks *cb,
+void conn_init(uv_loop_t *loop, struct conn *c, const struct conn_callbacks *cb,
                const struct conn_options *opt);
 
 /* Resolves |host|, connects to |port|; with |tls| non-NULL performs a TLS

@@ -40,8 +40,7 @@ struct ws_callbacks {
   void (*on_open)(struct ws *ws);
   /* A complete message; |data| is valid only during the call and is
    * followed by a NUL byte that is not part of the message. */
-  void (*on_message)(struct ws *ws, int binary, const char *data,
-                     size_t len);
+  void (*on_message)(struct ws *ws, int binary, const char *data, size_t len);
   /* The connection ended. |status| is 0 after a clean close handshake,
    * otherwise the error (BL_ECLOSED, BL_ETIMEDOUT, BL_EPROTO, BL_ETOOBIG,
    * BL_EHANDSHAKE, BL_EVERIFY, UV_ECONNREFUSED ...). |code| and |reason|
@@ -52,9 +51,9 @@ struct ws_callbacks {
 };
 
 struct ws_options {
-  size_t max_message;          /* 0: WS_DEFAULT_MAX_MESSAGE */
-  uint64_t ping_interval_ms;   /* client pings after this much quiet; 0: off */
-  uint64_t read_timeout_ms;    /* nothing received for this long: dead; 0: off */
+  size_t max_message;        /* 0: WS_DEFAULT_MAX_MESSAGE */
+  uint64_t ping_interval_ms; /* client pings after this much quiet; 0: off */
+  uint64_t read_timeout_ms;  /* nothing received for this long: dead; 0: off */
   uint64_t connect_timeout_ms; /* whole connect + upgrade; 0: 10 s */
   unsigned max_msgs_per_sec;   /* outgoing pacer; 0: unlimited */
   size_t max_queued_bytes;     /* outgoing queue limit; 0: 4 MiB */
@@ -66,7 +65,7 @@ enum ws_state {
   WS_IDLE = 0,
   WS_CONNECTING, /* conn connecting or upgrade in flight */
   WS_OPEN,
-  WS_CLOSING,    /* close sent or received, waiting for the other side */
+  WS_CLOSING, /* close sent or received, waiting for the other side */
   WS_CLOSED
 };
 
@@ -76,16 +75,16 @@ struct ws {
   enum ws_state state;
   struct ws_callbacks cb;
   struct ws_options opt;
-  int http_status;         /* client: status of the upgrade answer */
+  int http_status; /* client: status of the upgrade answer */
   char errstr[256];
   uint64_t frames_in, frames_out, bytes_in, bytes_out;
-  uint64_t last_rx_ms;     /* uv_now() of the last frame received */
+  uint64_t last_rx_ms; /* uv_now() of the last frame received */
   /* Optional, set after ws_init (a field here rather than in ws_callbacks so
    * that positional initialisers of that struct keep compiling): after a
    * send returned BL_EFULL, the outgoing queue fell to half of
    * max_queued_bytes or less; send again. */
   void (*on_drain)(struct ws *ws);
-  void *impl;              /* private to ws.c */
+  void *impl; /* private to ws.c */
 };
 
 void ws_init(uv_loop_t *loop, struct ws *ws, const struct ws_callbacks *cb,
@@ -133,10 +132,10 @@ void ws_set_read_stall(struct ws *ws, int on);
 /* --- I/O-free protocol pieces, for unit tests and fuzzing --- */
 
 struct ws_url {
-  int tls;           /* 1 for wss:// */
+  int tls; /* 1 for wss:// */
   char host[256];
   int port;
-  char path[2048];   /* path and query, at least "/" */
+  char path[2048]; /* path and query, at least "/" */
 };
 
 /* Parses a ws:// or wss:// URL. Returns 0 or BL_EINVAL. */
@@ -150,8 +149,8 @@ int ws_accept_key(const char *key, char *out, size_t outlen);
  * rest are frames), 0 if more bytes are needed, or a negative code:
  * BL_EHANDSHAKE (non-101 status, stored in *status; wrong or missing
  * Upgrade/Connection/Accept), BL_EPARSE, BL_ETOOBIG (head over 16 KiB). */
-long ws_handshake_parse_response(const char *buf, size_t len,
-                                 const char *key, int *status);
+long ws_handshake_parse_response(const char *buf, size_t len, const char *key,
+                                 int *status);
 
 /* Parses an HTTP/1.1 request head. Returns the number of bytes of the head,
  * 0 if more are needed, or BL_EPARSE / BL_ETOOBIG. On success fills the

@@ -59,9 +59,9 @@ static void limit_reported(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(mixed_elements),
-    cmocka_unit_test(numbers_and_bools),
-    cmocka_unit_test(limit_reported),
+      cmocka_unit_test(mixed_elements),
+      cmocka_unit_test(numbers_and_bools),
+      cmocka_unit_test(limit_reported),
   };
   return cmocka_run_group_tests_name("pgarray", tests, NULL, NULL);
 }

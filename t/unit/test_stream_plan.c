@@ -104,13 +104,15 @@ static void url_limit(void **state) {
   /* UTF-8 symbols are percent-encoded in the URL, raw in JSON. */
   {
     struct plan_types tt = {0, 0, 0, 1, {NULL}, 0};
-    const char *u[] = {"\xe8\xbf\x99" "AB"};
+    const char *u[] = {"\xe8\xbf\x99"
+                       "AB"};
     buf_reset(&b);
     assert_int_equal(plan_url(&b, "ws://h", u, 1, &tt, PLAN_URL_MAX), 1);
     assert_string_equal(b.data, "ws://h/stream?streams=%E8%BF%99ab@aggTrade");
     buf_reset(&b);
     assert_int_equal(plan_request(&b, 1, 2, u, 1, &tt), 0);
-    assert_non_null(strstr(b.data, "\"\xe8\xbf\x99" "ab@aggTrade\""));
+    assert_non_null(strstr(b.data, "\"\xe8\xbf\x99"
+                                   "ab@aggTrade\""));
   }
   /* A single symbol always goes in, whatever the limit. */
   buf_reset(&b);
