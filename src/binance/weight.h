@@ -20,7 +20,11 @@
 
 #include <stdint.h>
 
-#define WEIGHT_WINDOW_S 60
+/* Weight counts for 60 s plus 2 s: a request is booked when it is sent,
+ * but the exchange counts it in the minute it arrives, and the one-second
+ * buckets round. Without the margin a burst sent just before a server
+ * minute ends could land in the next one on top of that minute's budget. */
+#define WEIGHT_WINDOW_S 62
 
 struct weight_budget {
   int64_t config_limit; /* binance.rest_rate_limit */
