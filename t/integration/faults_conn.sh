@@ -63,7 +63,6 @@ ok $? "/health 200 after the stall"
 
 # --- serverShutdown -------------------------------------------------------------
 sleep 2
-ro0=$(f_metric_val '^binance_live_rollovers_total')
 r0=$(recon)
 acc0=$(f_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["ws_accepted"])')
 t=$(date +%s)
