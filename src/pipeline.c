@@ -50,10 +50,12 @@ void pipeline_on_event(struct pipeline *p, const struct ev *ev,
   switch (ev->type) {
   case EV_KLINE:
     kind = PL_KLINE;
-    if (p->on_kline)
-      p->on_kline(p->check_arg, &ev->u.kline);
+    /* The checker sees only rows the store took: a refused row (spool
+     * full) then shows as a gap and is repaired over REST. */
     if (p->store && (rv = store_kline(p->store, &ev->u.kline, 0, 1)))
       refused(p, kind, rv);
+    else if (p->on_kline)
+      p->on_kline(p->check_arg, &ev->u.kline);
     if (p->redis)
       redis_sink_publish_kline(p->redis, &ev->u.kline);
     break;
@@ -66,10 +68,10 @@ void pipeline_on_event(struct pipeline *p, const struct ev *ev,
     break;
   case EV_TRADE:
     kind = PL_TRADE;
-    if (p->on_trade)
-      p->on_trade(p->check_arg, &ev->u.trade);
     if (p->store && (rv = store_trade(p->store, &ev->u.trade, 0)))
       refused(p, kind, rv);
+    else if (p->on_trade)
+      p->on_trade(p->check_arg, &ev->u.trade);
     if (p->redis)
       redis_sink_publish_trade(p->redis, &ev->u.trade);
     break;

@@ -101,11 +101,16 @@ static const struct {
                                                      "interval = $2 AND "
                                                      "is_closed))",
          2},
+    /* The newest stored trade below the first live id ($2): live rows
+     * stored before this query runs (spooled while PostgreSQL was down,
+     * then replayed) must not hide the gap between the previous run and
+     * this one. */
     [S_TRADE_LAST] = {"bl_repair_trade_last",
                       "SELECT agg_trade_id, " TS_TO_MS(
                           "trade_time") " FROM trades WHERE symbol = $1 "
+                                        "AND agg_trade_id < $2::bigint "
                                         "ORDER BY agg_trade_id DESC LIMIT 1",
-                      1},
+                      2},
     [S_GAP_INSERT] =
         {"bl_repair_gap_insert",
          "INSERT INTO data_gaps (symbol, data_type, interval, gap_start, "
@@ -633,13 +638,17 @@ static void job_next_step(struct repair_job *j) {
   char iv[EV_INTERVAL_MAX];
   if (j->origin == O_STARTUP && j->cursor == 0 && j->start_time == 0 &&
       !j->from) {
+    char below[24];
     const char *p[2] = {j->s->symbol, iv};
+    const char *pt[2] = {j->s->symbol, below};
     snprintf(iv, sizeof iv, "%s", j->type == T_KLINE ? r->ivname[j->iv] : "");
+    snprintf(below, sizeof below, "%" PRId64,
+             j->s->first_live_id ? j->s->first_live_id : INT64_MAX);
     j->phase = P_QUERY;
     if (j->type == T_KLINE)
       db_exec(r, S_KLINE_LAST, j, kline_last_read, 2, p);
     else
-      db_exec(r, S_TRADE_LAST, j, trade_last_read, 1, p);
+      db_exec(r, S_TRADE_LAST, j, trade_last_read, 2, pt);
     return;
   }
   job_start_range(j);
