@@ -36,7 +36,9 @@ out=$("$RUN" --api "$API" --symbols BTCUSDT,ETHUSDT --intervals 1m,5m --hours 1 
 ok $? "first start-up repair ran to completion (uv_loop_close == 0)"
 diag "$(echo $out)"
 n1m=$(h_psql "SELECT count(*) FROM klines WHERE symbol='BTCUSDT' AND interval='1m'")
-[ "$n1m" -ge 59 ] && [ "$n1m" -le 61 ]; ok $? "about 60 1m bars of the last hour ($n1m)"
+# 58 to 61: the ends depend on where in the minute the run starts and on a
+# bar closing between planning and fetching on a loaded machine.
+[ "$n1m" -ge 58 ] && [ "$n1m" -le 61 ]; ok $? "about 60 1m bars of the last hour ($n1m)"
 is "$(kline_holes BTCUSDT 1m 60000)" "0" "1m klines contiguous"
 is "$(kline_holes ETHUSDT 5m 300000)" "0" "5m klines contiguous"
 is "$(h_psql "SELECT count(*) FROM klines WHERE NOT is_closed OR source <> 'rest' OR close_time >= now()")" "0" "only closed bars, source rest"
