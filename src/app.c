@@ -331,6 +331,10 @@ static double app_pressure(const struct app *a) {
       if (f > p)
         p = f;
     }
+  /* PostgreSQL down (or not up yet at start): rows go to the spool, whose
+   * write buffer fills when the disk is behind the exchange. */
+  if (store_spool_fill(&a->store) > p)
+    p = store_spool_fill(&a->store);
   if (redis_sink_is_up(&a->redis) && a->redis.max_inflight) {
     double f = (double)a->redis.inflight / a->redis.max_inflight;
     if (f > p)

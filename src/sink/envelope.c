@@ -113,33 +113,95 @@ int envelope_append_string(struct buf *out, const char *s) {
   return rv;
 }
 
-/* ,"name":"value" (or without the comma for the first field) */
+/* Decimal digits of |v| written backwards ending at |end|; returns the
+ * start. |end| must have room for 20 digits and a sign before it. */
+static char *fmt_i64(char *end, int64_t v) {
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  char *p = end;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0)
+    *--p = '-';
+  return p;
+}
+
+static char *fmt_u64(char *end, uint64_t u) {
+  char *p = end;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  return p;
+}
+
+/* ,"name": (the formatting below copies strings and writes integers
+ * directly: printf-style formatting was a fifth of the publish cost) */
+static int field_name(struct buf *out, const char *name) {
+  size_t n = strlen(name);
+  int rv = buf_reserve(out, n + 4);
+  if (rv)
+    return rv;
+  out->data[out->len++] = ',';
+  out->data[out->len++] = '"';
+  memcpy(out->data + out->len, name, n);
+  out->len += n;
+  out->data[out->len++] = '"';
+  out->data[out->len++] = ':';
+  out->data[out->len] = '\0';
+  return 0;
+}
+
+/* ,"name":"value" */
 static int field_str(struct buf *out, const char *name, const char *value) {
-  int rv = buf_printf(out, ",\"%s\":", name);
+  int rv = field_name(out, name);
   return rv ? rv : envelope_append_string(out, value);
 }
 
+static int append_i64(struct buf *out, int64_t v) {
+  char tmp[24];
+  char *p = fmt_i64(tmp + sizeof tmp, v);
+  return buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
+}
+
 static int field_int(struct buf *out, const char *name, int64_t v) {
-  return buf_printf(out, ",\"%s\":%" PRId64, name, v);
+  int rv = field_name(out, name);
+  return rv ? rv : append_i64(out, v);
 }
 
 static int field_bool(struct buf *out, const char *name, int v) {
-  return buf_printf(out, ",\"%s\":%s", name, v ? "true" : "false");
+  int rv = field_name(out, name);
+  return rv ? rv
+            : (v ? buf_append(out, "true", 4) : buf_append(out, "false", 5));
 }
 
 /* {"type":..,"symbol":..,"timestamp":..,"seq":..,"data":{"symbol":.. */
 static int head(struct buf *out, const char *type, const char *symbol,
                 int64_t ts, uint64_t seq) {
+  static const char seq_lit[] = ",\"seq\":";
+  static const char data_lit[] = ",\"data\":{\"symbol\":";
+  char tmp[24];
+  char *p;
   int rv;
   buf_reset(out);
-  rv = buf_printf(out, "{\"type\":\"%s\",\"symbol\":", type);
+  rv = buf_append(out, "{\"type\":\"", 9);
+  if (!rv)
+    rv = buf_append_str(out, type);
+  if (!rv)
+    rv = buf_append(out, "\",\"symbol\":", 11);
   if (!rv)
     rv = envelope_append_string(out, symbol);
   if (!rv)
-    rv = buf_printf(out,
-                    ",\"timestamp\":%" PRId64 ",\"seq\":%" PRIu64
-                    ",\"data\":{\"symbol\":",
-                    ts, seq);
+    rv = field_int(out, "timestamp", ts);
+  if (!rv)
+    rv = buf_append(out, seq_lit, sizeof seq_lit - 1);
+  if (!rv) {
+    p = fmt_u64(tmp + sizeof tmp, seq);
+    rv = buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
+  }
+  if (!rv)
+    rv = buf_append(out, data_lit, sizeof data_lit - 1);
   if (!rv)
     rv = envelope_append_string(out, symbol);
   return rv;
@@ -249,7 +311,9 @@ int envelope_trade(struct buf *out, const struct ev_trade *t, uint64_t seq) {
 static int levels(struct buf *out, const char *name, const struct ev_level *l,
                   size_t n) {
   size_t i;
-  int rv = buf_printf(out, ",\"%s\":[", name);
+  int rv = field_name(out, name);
+  if (!rv)
+    rv = buf_append_char(out, '[');
   for (i = 0; i < n && !rv; i++) {
     rv = buf_append_str(out, i ? ",[" : "[");
     if (!rv)
@@ -300,9 +364,21 @@ int envelope_name(struct buf *out, const char *prefix, enum envelope_kind kind,
       (kind == ENVELOPE_KLINE && (!interval || !interval[0])))
     return BL_EINVAL;
   buf_reset(out);
-  rv = buf_printf(out, "%s:%s%s:%s", prefix, latest ? "latest:" : "",
-                  kind_names[kind], symbol);
-  if (!rv && kind == ENVELOPE_KLINE)
-    rv = buf_printf(out, ":%s", interval);
+  rv = buf_append_str(out, prefix);
+  if (!rv)
+    rv = buf_append_char(out, ':');
+  if (!rv && latest)
+    rv = buf_append(out, "latest:", 7);
+  if (!rv)
+    rv = buf_append_str(out, kind_names[kind]);
+  if (!rv)
+    rv = buf_append_char(out, ':');
+  if (!rv)
+    rv = buf_append_str(out, symbol);
+  if (!rv && kind == ENVELOPE_KLINE) {
+    rv = buf_append_char(out, ':');
+    if (!rv)
+      rv = buf_append_str(out, interval);
+  }
   return rv;
 }

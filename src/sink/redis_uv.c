@@ -64,6 +64,18 @@ static void redis_uv_poll_cb(uv_poll_t *poll, int status, int events) {
     uv_poll_start(&p->poll, p->events, redis_uv_poll_cb);
 }
 
+void redis_uv_pump(redisAsyncContext *ac) {
+  struct redis_uv *p = ac ? ac->ev.data : NULL;
+  int pending = 0;
+  if (!p || p->ac != ac || !(ac->c.flags & REDIS_CONNECTED))
+    return;
+  redisAsyncHandleWrite(ac);
+  if (p->ac && ioctl(p->ac->c.fd, FIONREAD, &pending) == 0 && pending > 0) {
+    p->last_read_at = uv_now(p->poll.loop);
+    redisAsyncHandleRead(p->ac);
+  }
+}
+
 static void redis_uv_update(struct redis_uv *p) {
   int rv;
   if (!p->ac)

@@ -37,4 +37,13 @@
 int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, uint64_t connect_ms,
                     uint64_t command_ms);
 
+/* Writes what hiredis holds for |ac| and reads the replies already on the
+ * socket (their callbacks run), without waiting for the loop's next poll.
+ * For a caller that queues thousands of commands in one loop iteration:
+ * Redis works on them meanwhile and their replies return the in-flight
+ * credits early. The context may be gone afterwards (its disconnect
+ * callback ran): reload any saved pointer. No-op on a context not
+ * attached or already failed. */
+void redis_uv_pump(redisAsyncContext *ac);
+
 #endif

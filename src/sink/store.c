@@ -1005,6 +1005,12 @@ int store_spooling(const struct store *st) {
   return st->spooling;
 }
 
+double store_spool_fill(const struct store *st) {
+  if (!st->spooling || !st->spool_open_ || !st->spool.opts.buffer_bytes)
+    return 0;
+  return (double)st->spool.pend.len / (double)st->spool.opts.buffer_bytes;
+}
+
 int store_pending(const struct store *st) {
   int n = 0;
   for (int t = 0; t < STORE_NTABLES; t++)

@@ -147,6 +147,11 @@ int store_pending(const struct store *st);
 /* 1 while rows go to (or are replayed from) the spool. */
 int store_spooling(const struct store *st);
 
+/* While spooling, the fraction (0..1) of the spool's in-memory write
+ * buffer in use: rows are refused when it is full, so a reader should
+ * pause before that. 0 when not spooling. */
+double store_spool_fill(const struct store *st);
+
 /* Prometheus families of the store (rows by table, batch latency, queue
  * depths) and of its spool. */
 void store_collect(struct buf *out, void *arg);
