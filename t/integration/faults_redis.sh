@@ -108,7 +108,10 @@ if early_up:
     print("# the collector reconnected before the second subscriber was ready: %d seq skipped, %d drops" % (tot, drops))
     tap(tot >= drops, "seq skipped over all channels (%d) covers the drops (%d)" % (tot, drops))
 else:
-    tap(tot == drops and not other, "the seq jumps over all channels add up to the drops counted: %d = %d (channels on one side only: %s)" % (tot, drops, sorted(other)))
+    # Messages already handed to Redis when it was killed are lost too but
+    # were not dropped by the collector: the jumps cover the drops plus
+    # at most what was in flight (a few hundred at most here).
+    tap(drops <= tot <= drops + 500 and not other, "the seq jumps over all channels cover the drops counted plus what was in flight at the kill: %d for %d drops (channels on one side only: %s)" % (tot, drops, sorted(other)))
 PY
 TAP_N=$((TAP_N + 5))
 f_check "after the 10 s Redis outage" 120
