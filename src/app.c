@@ -471,18 +471,14 @@ static void app_collect(struct buf *out, void *arg) {
                  pg_is_up(&a->pg));
   metrics_sample(out, "binance_live_up", "component=\"redis\"",
                  redis_sink_is_up(&a->redis));
-  metrics_family(out, "binance_live_process_resident_memory_bytes", "gauge",
-                 "Resident set size of the collector.");
-  metrics_sample_u64(out, "binance_live_process_resident_memory_bytes", NULL,
-                     rss_bytes());
-  metrics_family(out, "binance_live_uptime_seconds", "gauge",
-                 "Seconds since the collector started.");
-  metrics_sample_u64(out, "binance_live_uptime_seconds", NULL,
-                     (uv_now(&a->loop) - a->started_ms) / 1000);
-  metrics_family(out, "binance_live_active_symbols", "gauge",
-                 "Symbols being collected.");
-  metrics_sample(out, "binance_live_active_symbols", NULL,
-                 symbols_count(&a->symbols));
+  metrics_single(out, "binance_live_process_resident_memory_bytes", "gauge",
+                 "Resident set size of the collector.", (double)rss_bytes());
+  metrics_single(out, "binance_live_uptime_seconds", "gauge",
+                 "Seconds since the collector started.",
+                 (double)(uv_now(&a->loop) - a->started_ms) / 1000);
+  metrics_single(out, "binance_live_active_symbols", "gauge",
+                 "Symbols being collected.",
+                 (double)symbols_count(&a->symbols));
   metrics_family(out, "binance_live_stream_connections", "gauge",
                  "Stream connections, by state.");
   for (int st = SCONN_IDLE; st <= SCONN_CLOSING; st++) {
@@ -493,10 +489,8 @@ static void app_collect(struct buf *out, void *arg) {
              stream_conn_state_name((enum stream_conn_state)st));
     metrics_sample(out, "binance_live_stream_connections", lab, n);
   }
-  metrics_family(out, "binance_live_frames_total", "counter",
-                 "WebSocket frames received.");
-  metrics_sample_u64(out, "binance_live_frames_total", NULL,
-                     a->streams.stats.frames);
+  metrics_single(out, "binance_live_frames_total", "counter",
+                 "WebSocket frames received.", (double)a->streams.stats.frames);
   metrics_family(out, "binance_live_parse_errors_total", "counter",
                  "Frames dropped as malformed, by reason.");
   for (int k = 1; k < PARSE_CLASS_COUNT; k++) {
@@ -504,41 +498,32 @@ static void app_collect(struct buf *out, void *arg) {
     metrics_sample_u64(out, "binance_live_parse_errors_total", lab,
                        a->streams.parser.n_errors[k]);
   }
-  metrics_family(out, "binance_live_duplicates_total", "counter",
-                 "Events dropped as duplicates (reconnect overlap, repeats).");
-  metrics_sample_u64(out, "binance_live_duplicates_total", NULL,
-                     a->streams.stats.duplicates);
-  metrics_family(out, "binance_live_read_pauses_total", "counter",
-                 "Times reading from the exchange paused for a slow sink.");
-  metrics_sample_u64(out, "binance_live_read_pauses_total", NULL,
-                     a->streams.stats.pauses);
-  metrics_family(out, "binance_live_reconnects_total", "counter",
-                 "Stream connections re-established after a loss.");
-  metrics_sample_u64(out, "binance_live_reconnects_total", NULL,
-                     a->streams.stats.reconnects);
-  metrics_family(out, "binance_live_rollovers_total", "counter",
-                 "Stream connections replaced (24 h limit, serverShutdown).");
-  metrics_sample_u64(out, "binance_live_rollovers_total", NULL,
-                     a->streams.stats.rollovers);
-  metrics_family(out, "binance_live_redis_publishes_total", "counter",
-                 "Messages published to Redis (with their latest key).");
-  metrics_sample_u64(out, "binance_live_redis_publishes_total", NULL,
-                     a->redis.published);
-  metrics_family(out, "binance_live_redis_drops_total", "counter",
-                 "Messages not published (Redis down or behind).");
-  metrics_sample_u64(out, "binance_live_redis_drops_total", NULL,
-                     a->redis.dropped);
-  metrics_family(out, "binance_live_rest_weight_used", "gauge",
-                 "REST request weight booked in the last 60 s.");
-  metrics_sample(out, "binance_live_rest_weight_used", NULL,
+  metrics_single(out, "binance_live_duplicates_total", "counter",
+                 "Events dropped as duplicates (reconnect overlap, repeats).",
+                 (double)a->streams.stats.duplicates);
+  metrics_single(out, "binance_live_read_pauses_total", "counter",
+                 "Times reading from the exchange paused for a slow sink.",
+                 (double)a->streams.stats.pauses);
+  metrics_single(out, "binance_live_reconnects_total", "counter",
+                 "Stream connections re-established after a loss.",
+                 (double)a->streams.stats.reconnects);
+  metrics_single(out, "binance_live_rollovers_total", "counter",
+                 "Stream connections replaced (24 h limit, serverShutdown).",
+                 (double)a->streams.stats.rollovers);
+  metrics_single(out, "binance_live_redis_publishes_total", "counter",
+                 "Messages published to Redis (with their latest key).",
+                 (double)a->redis.published);
+  metrics_single(out, "binance_live_redis_drops_total", "counter",
+                 "Messages not published (Redis down or behind).",
+                 (double)a->redis.dropped);
+  metrics_single(out, "binance_live_rest_weight_used", "gauge",
+                 "REST request weight booked in the last 60 s.",
                  (double)limiter_weight_used(&a->lim));
-  metrics_family(out, "binance_live_rest_weight_spent_total", "counter",
-                 "REST request weight spent.");
-  metrics_sample_u64(out, "binance_live_rest_weight_spent_total", NULL,
-                     a->lim.budget.spent_total);
-  metrics_family(out, "binance_live_rest_weight_limit", "gauge",
-                 "REST weight the scheduler allows per 60 s.");
-  metrics_sample(out, "binance_live_rest_weight_limit", NULL,
+  metrics_single(out, "binance_live_rest_weight_spent_total", "counter",
+                 "REST request weight spent.",
+                 (double)a->lim.budget.spent_total);
+  metrics_single(out, "binance_live_rest_weight_limit", "gauge",
+                 "REST weight the scheduler allows per 60 s.",
                  (double)weight_effective_limit(&a->lim.budget));
   metrics_family(out, "binance_live_rest_responses_total", "counter",
                  "REST answers that change the scheduler's behaviour.");
@@ -548,14 +533,11 @@ static void app_collect(struct buf *out, void *arg) {
                      a->lim.stats.status_418);
   metrics_sample_u64(out, "binance_live_rest_responses_total", "status=\"5xx\"",
                      a->lim.stats.status_5xx);
-  metrics_family(out, "binance_live_rest_requests_total", "counter",
-                 "REST requests sent.");
-  metrics_sample_u64(out, "binance_live_rest_requests_total", NULL,
-                     a->lim.stats.sent);
-  metrics_family(out, "binance_live_rest_banned", "gauge",
-                 "1 while Binance bans this IP (418).");
-  metrics_sample(out, "binance_live_rest_banned", NULL,
-                 limiter_banned(&a->lim));
+  metrics_single(out, "binance_live_rest_requests_total", "counter",
+                 "REST requests sent.", (double)a->lim.stats.sent);
+  metrics_single(out, "binance_live_rest_banned", "gauge",
+                 "1 while Binance bans this IP (418).",
+                 (double)limiter_banned(&a->lim));
   metrics_family(out, "binance_live_queue_depth", "gauge",
                  "Items waiting, by queue.");
   metrics_sample(out, "binance_live_queue_depth", "queue=\"pg_ops\"",

@@ -77,6 +77,12 @@ void metrics_sample_u64(struct buf *out, const char *name, const char *labels,
     buf_printf(out, "%s %llu\n", name, (unsigned long long)value);
 }
 
+void metrics_single(struct buf *out, const char *name, const char *type,
+                    const char *help, double value) {
+  metrics_family(out, name, type, help);
+  metrics_sample(out, name, NULL, value);
+}
+
 void metrics_escape_label(char *dst, size_t cap, const char *value) {
   size_t at = 0;
   if (!cap)

@@ -54,6 +54,11 @@ void metrics_sample(struct buf *out, const char *name, const char *labels,
 void metrics_sample_u64(struct buf *out, const char *name, const char *labels,
                         uint64_t value);
 
+/* A family with one unlabelled sample: the HELP and TYPE lines and the
+ * value. */
+void metrics_single(struct buf *out, const char *name, const char *type,
+                    const char *help, double value);
+
 /* Escapes a label value (backslash, quote, newline) into |dst|. */
 void metrics_escape_label(char *dst, size_t cap, const char *value);
 

@@ -49,6 +49,19 @@ static void render_collectors(void **state) {
   buf_free(&out);
 }
 
+static void single_sample_family(void **state) {
+  struct buf out;
+  (void)state;
+  buf_init(&out, 4096);
+  metrics_single(&out, "bl_up", "gauge", "Up.", 1);
+  metrics_single(&out, "bl_ratio", "gauge", "A ratio.", 0.25);
+  assert_string_equal(out.data,
+                      "# HELP bl_up Up.\n# TYPE bl_up gauge\nbl_up 1\n"
+                      "# HELP bl_ratio A ratio.\n# TYPE bl_ratio "
+                      "gauge\nbl_ratio 0.25\n");
+  buf_free(&out);
+}
+
 static void escape_labels(void **state) {
   char dst[64];
   (void)state;
@@ -105,6 +118,7 @@ static void histogram_rejects_bad_bounds(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(render_collectors),
+      cmocka_unit_test(single_sample_family),
       cmocka_unit_test(escape_labels),
       cmocka_unit_test(histogram_buckets),
       cmocka_unit_test(histogram_quantile),
