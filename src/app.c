@@ -659,8 +659,8 @@ static void app_stop(struct app *a, const char *why) {
   uv_check_stop(&a->pressure);
   uv_timer_stop(&a->mig_timer);
   uv_timer_start(&a->watchdog, app_watchdog, APP_SHUTDOWN_BUDGET_MS + 2000, 0);
-  /* streams -> [depth ->] store, pg, redis, (limiter -> http); symbols;
-   * httpd. */
+  /* streams -> repair -> [depth ->] store, pg, redis, (limiter -> http);
+   * symbols; httpd. Six close callbacks end it (app_closed_one). */
   a->closing_left = 6;
   symbols_close(&a->symbols, app_symbols_closed);
   if (a->httpd_up)
