@@ -8,7 +8,7 @@
 
 #include "core/err.h"
 
-static const uint64_t pow10_u64[DEC_SCALE_MAX + 1] = {
+const uint64_t dec_pow10[DEC_POW10_COUNT] = {
     1ULL,
     10ULL,
     100ULL,
@@ -28,6 +28,7 @@ static const uint64_t pow10_u64[DEC_SCALE_MAX + 1] = {
     10000000000000000ULL,
     100000000000000000ULL,
     1000000000000000000ULL,
+    10000000000000000000ULL,
 };
 
 static int is_digit(char c) {
@@ -81,9 +82,9 @@ int dec_to_scaled(const char *s, int scale, int64_t *out) {
     mag = mag * 10 + d;
   }
   /* Scale the integer part, then add the fractional digits in place. */
-  if (mag > limit / pow10_u64[scale])
+  if (mag > limit / dec_pow10[scale])
     return BL_ETOOBIG;
-  mag *= pow10_u64[scale];
+  mag *= dec_pow10[scale];
   if (i < len) {
     for (i++; i < len; i++) {
       uint64_t d = (uint64_t)(s[i] - '0');
@@ -93,7 +94,7 @@ int dec_to_scaled(const char *s, int scale, int64_t *out) {
         continue;
       }
       frac_digits++;
-      d *= pow10_u64[scale - frac_digits];
+      d *= dec_pow10[scale - frac_digits];
       if (mag > limit - d)
         return BL_ETOOBIG;
       mag += d;

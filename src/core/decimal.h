@@ -22,6 +22,10 @@
  * optionally a '.' followed by one or more digits; at most DEC_TEXT_MAX
  * bytes. No '+', exponent, spaces, empty parts ("1.", ".5", "-") or NUL
  * bytes. Returns 0 otherwise. */
+/* Powers of ten that fit a uint64_t: dec_pow10[i] == 10^i, i < 20. */
+#define DEC_POW10_COUNT 20
+extern const uint64_t dec_pow10[DEC_POW10_COUNT];
+
 int dec_valid(const char *s, size_t len);
 
 /* Converts the NUL-terminated decimal |s| to an integer counting units of

@@ -74,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "core/err.h"
 
 #define FRAC_MAX 31
@@ -86,28 +87,8 @@ struct rec_hdr {
   uint32_t n_asks;
 };
 
-static const uint64_t pow10_u64[20] = {1ULL,
-                                       10ULL,
-                                       100ULL,
-                                       1000ULL,
-                                       10000ULL,
-                                       100000ULL,
-                                       1000000ULL,
-                                       10000000ULL,
-                                       100000000ULL,
-                                       1000000000ULL,
-                                       10000000000ULL,
-                                       100000000000ULL,
-                                       1000000000000ULL,
-                                       10000000000000ULL,
-                                       100000000000000ULL,
-                                       1000000000000000ULL,
-                                       10000000000000000ULL,
-                                       100000000000000000ULL,
-                                       1000000000000000000ULL,
-                                       10000000000000000000ULL};
-
-/* ---- decimals: to be replaced by core/decimal once it lands ---- */
+/* ---- decimals: book-specific (they keep each level's written decimal
+ * count for output); the powers of ten come from core/decimal ---- */
 
 /* Parses a canonical decimal as Binance sends it: digits, then optionally
  * '.' and at least one digit; no sign, no exponent, no leading zero in the
@@ -116,8 +97,8 @@ static const uint64_t pow10_u64[20] = {1ULL,
  * fractional digits that integer holds (|sig|) and the count written
  * (|frac|, at most 31). "4265.00000000" gives 4265, 0, 8. Returns 0 or
  * BL_EINVAL. */
-static int dec_parse(const char *s, uint64_t *mant, unsigned *sig,
-                     unsigned *frac) {
+static int level_dec_parse(const char *s, uint64_t *mant, unsigned *sig,
+                           unsigned *frac) {
   uint64_t m = 0;
   unsigned f = 0, zeros = 0;
   int dot = 0;
@@ -162,18 +143,19 @@ static int dec_parse(const char *s, uint64_t *mant, unsigned *sig,
 /* Digits |m| with |f| fractional digits -> the value * 10^|scale|, exact.
  * Returns 0, or BL_EINVAL if a non-zero digit lies beyond the scale or the
  * result does not fit an int64. */
-static int dec_to_scaled(uint64_t m, unsigned f, unsigned scale, int64_t *out) {
+static int level_dec_to_scaled(uint64_t m, unsigned f, unsigned scale,
+                               int64_t *out) {
   if (f > scale) {
     if (f - scale > 19) {
       if (m != 0)
         return BL_EINVAL;
     } else {
-      if (m % pow10_u64[f - scale] != 0)
+      if (m % dec_pow10[f - scale] != 0)
         return BL_EINVAL;
-      m /= pow10_u64[f - scale];
+      m /= dec_pow10[f - scale];
     }
   } else {
-    uint64_t mul = pow10_u64[scale - f];
+    uint64_t mul = dec_pow10[scale - f];
     if (m > (uint64_t)INT64_MAX / mul)
       return BL_EINVAL;
     m *= mul;
@@ -185,8 +167,8 @@ static int dec_to_scaled(uint64_t m, unsigned f, unsigned scale, int64_t *out) {
 /* Prints |v| / 10^|scale| with at least |min_frac| and at most |scale|
  * fractional digits, dropping only trailing zeros. |out| holds EV_DEC_MAX
  * bytes. */
-static void dec_format(int64_t v, unsigned scale, unsigned min_frac,
-                       char *out) {
+static void level_dec_format(int64_t v, unsigned scale, unsigned min_frac,
+                             char *out) {
   char tmp[48];
   uint64_t u = (uint64_t)v;
   unsigned n = 0, frac = scale, i;
@@ -225,10 +207,10 @@ static int level_parse(struct book *b, const struct ev_level *in,
   uint64_t pm, qm;
   unsigned ps, pf, qs, qf;
 
-  if (dec_parse(in->price, &pm, &ps, &pf) < 0 || pm == 0 ||
-      dec_to_scaled(pm, ps, (unsigned)b->pscale, &out->price) < 0 ||
-      dec_parse(in->qty, &qm, &qs, &qf) < 0 ||
-      dec_to_scaled(qm, qs, BOOK_QTY_SCALE, &out->qty) < 0)
+  if (level_dec_parse(in->price, &pm, &ps, &pf) < 0 || pm == 0 ||
+      level_dec_to_scaled(pm, ps, (unsigned)b->pscale, &out->price) < 0 ||
+      level_dec_parse(in->qty, &qm, &qs, &qf) < 0 ||
+      level_dec_to_scaled(qm, qs, BOOK_QTY_SCALE, &out->qty) < 0)
     return BL_EINVAL;
   if (b->pfrac < 0) {
     b->pfrac = (int)pf;
@@ -243,8 +225,8 @@ static void level_format(const struct book *b, const struct book_level *l,
                          struct ev_level *out) {
   unsigned pf = b->pfrac < 0 ? 0 : (unsigned)b->pfrac;
   unsigned qf = b->qfrac < 0 ? 0 : (unsigned)b->qfrac;
-  dec_format(l->price, (unsigned)b->pscale, pf, out->price);
-  dec_format(l->qty, BOOK_QTY_SCALE, qf, out->qty);
+  level_dec_format(l->price, (unsigned)b->pscale, pf, out->price);
+  level_dec_format(l->qty, BOOK_QTY_SCALE, qf, out->qty);
 }
 
 static int64_t lv_price(const struct book_level *l) {
@@ -690,7 +672,7 @@ static int replay(struct book *b) {
 int book_scale_from_tick(const char *tick) {
   uint64_t m;
   unsigned sig, f;
-  if (tick == NULL || dec_parse(tick, &m, &sig, &f) < 0 || m == 0)
+  if (tick == NULL || level_dec_parse(tick, &m, &sig, &f) < 0 || m == 0)
     return BL_EINVAL;
   return sig > BOOK_SCALE_MAX ? BL_EINVAL : (int)sig;
 }

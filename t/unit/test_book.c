@@ -243,7 +243,7 @@ static int dec_cmp(const char *a, const char *b) {
   return 0;
 }
 
-static int dec_is_zero(const char *s) {
+static int ref_is_zero(const char *s) {
   for (; *s; s++)
     if (*s != '0' && *s != '.')
       return 0;
@@ -261,7 +261,7 @@ static void ref_set(struct rside *s, const struct ev_level *l) {
     if (dec_cmp(s->v[i].price, l->price) == 0)
       break;
   }
-  if (dec_is_zero(l->qty)) {
+  if (ref_is_zero(l->qty)) {
     if (i < s->n)
       s->v[i] = s->v[--s->n];
     return;
@@ -967,25 +967,25 @@ static void decimals_round_trip(void **state) {
   int64_t v;
   (void)state;
   for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-    assert_int_equal(dec_parse(good[i], &m, &sig, &f), 0);
-    assert_int_equal(dec_to_scaled(m, sig, 8, &v), 0);
-    dec_format(v, 8, f, out);
+    assert_int_equal(level_dec_parse(good[i], &m, &sig, &f), 0);
+    assert_int_equal(level_dec_to_scaled(m, sig, 8, &v), 0);
+    level_dec_format(v, 8, f, out);
     assert_string_equal(out, good[i]);
   }
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-    assert_int_equal(dec_parse(bad[i], &m, &sig, &f), BL_EINVAL);
+    assert_int_equal(level_dec_parse(bad[i], &m, &sig, &f), BL_EINVAL);
   /* A ninth significant decimal cannot be keyed at 8 decimals. */
-  assert_int_equal(dec_parse("0.000000001", &m, &sig, &f), 0);
-  assert_int_equal(dec_to_scaled(m, sig, 8, &v), BL_EINVAL);
-  assert_int_equal(dec_parse("92233720368.5477580700", &m, &sig, &f), 0);
+  assert_int_equal(level_dec_parse("0.000000001", &m, &sig, &f), 0);
+  assert_int_equal(level_dec_to_scaled(m, sig, 8, &v), BL_EINVAL);
+  assert_int_equal(level_dec_parse("92233720368.5477580700", &m, &sig, &f), 0);
   assert_int_equal(sig, 8);
   assert_int_equal(f, 10);
-  assert_int_equal(dec_to_scaled(m, sig, 8, &v), 0);
+  assert_int_equal(level_dec_to_scaled(m, sig, 8, &v), 0);
   assert_int_equal(v, INT64_MAX);
   /* Trimmed to the digits it needs, never below min_frac. */
-  dec_format(123450000, 8, 2, out);
+  level_dec_format(123450000, 8, 2, out);
   assert_string_equal(out, "1.2345");
-  dec_format(100000000, 8, 0, out);
+  level_dec_format(100000000, 8, 0, out);
   assert_string_equal(out, "1");
   assert_int_equal(book_scale_from_tick("0.00010000"), 4);
   assert_int_equal(book_scale_from_tick("1.00000000"), 0);
