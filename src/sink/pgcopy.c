@@ -1,0 +1,528 @@
+/*
+ * pgcopy.c: COPY ... FROM STDIN jobs on a nonblocking libpq connection
+ * driven by uv_poll (through sink/pgconn), one job at a time.
+ *
+ * A job moves through three phases: COPYIN (the COPY query is sent, the
+ * server's CopyInResponse is awaited), RESULT (the rows and CopyDone are
+ * queued in libpq's output buffer and flushed as the socket takes them;
+ * the command's result is awaited) and END (the result is in; libpq's
+ * closing NULL is awaited). libpq grows its output buffer to hold a job's
+ * rows, so PQputCopyData never refuses in nonblocking mode; the job size is
+ * bounded by the caller (a store batch).
+ */
+#include "sink/pgcopy.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "sink/pg.h"
+
+enum { PC_INIT = 0, PC_RUNNING, PC_CLOSING, PC_CLOSED };
+enum { PH_IDLE = 0, PH_COPYIN, PH_RESULT, PH_END };
+
+/* PQputCopyData takes an int; rows go in pieces of at most this. */
+#define PGCOPY_CHUNK ((size_t)1 << 20)
+
+static void link_lost(struct pgcopy *pc, const char *why);
+static void finish_close(struct pgcopy *pc);
+static void pgcopy_on_io(struct pgconn *conn, int status, int events);
+
+static uint32_t pgcopy_rand(struct pgcopy *pc) {
+  uint32_t x = pc->rng_;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  pc->rng_ = x ? x : 0x9e3779b9u;
+  return pc->rng_;
+}
+
+/* ---- COPY text format ---- */
+
+int pgcopy_add_text(struct buf *b, const char *s, size_t len) {
+  size_t start = 0;
+  int rv = 0;
+  for (size_t i = 0; i < len && !rv; i++) {
+    char esc;
+    switch (s[i]) {
+    case '\\':
+      esc = '\\';
+      break;
+    case '\t':
+      esc = 't';
+      break;
+    case '\n':
+      esc = 'n';
+      break;
+    case '\r':
+      esc = 'r';
+      break;
+    default:
+      continue;
+    }
+    rv = buf_append(b, s + start, i - start);
+    if (!rv)
+      rv = buf_append_char(b, '\\');
+    if (!rv)
+      rv = buf_append_char(b, esc);
+    start = i + 1;
+  }
+  if (!rv)
+    rv = buf_append(b, s + start, len - start);
+  return rv ? rv : buf_append_char(b, '\t');
+}
+
+int pgcopy_add_i64(struct buf *b, int64_t v) {
+  char tmp[24];
+  int n = snprintf(tmp, sizeof tmp, "%" PRId64 "\t", v);
+  return buf_append(b, tmp, (size_t)n);
+}
+
+int pgcopy_add_ms(struct buf *b, int64_t ms) {
+  int64_t sec = ms / 1000, frac = ms % 1000;
+  time_t t;
+  struct tm tm;
+  char tmp[48];
+  int n;
+  if (frac < 0) {
+    frac += 1000;
+    sec--;
+  }
+  t = (time_t)sec;
+  if (!gmtime_r(&t, &tm))
+    return BL_EINVAL;
+  n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00\t",
+               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+               tm.tm_min, tm.tm_sec, (int)frac);
+  return buf_append(b, tmp, (size_t)n);
+}
+
+int pgcopy_add_bool(struct buf *b, int v) {
+  return buf_append(b, v ? "t\t" : "f\t", 2);
+}
+
+int pgcopy_add_null(struct buf *b) {
+  return buf_append(b, "\\N\t", 3);
+}
+
+int pgcopy_row_end(struct buf *b) {
+  if (!b->len || b->data[b->len - 1] != '\t')
+    return BL_EINVAL;
+  b->data[b->len - 1] = '\n';
+  return 0;
+}
+
+/* ---- jobs ---- */
+
+/* Takes the head job off the queue and hands it its outcome. */
+static void job_finish(struct pgcopy *pc, int status, const char *err) {
+  struct pgcopy_job *job = pc->head;
+  pc->head = job->next;
+  if (!pc->head)
+    pc->tail = NULL;
+  job->next = NULL;
+  pc->n_jobs--;
+  pc->phase = PH_IDLE;
+  job->latency_us = (uv_hrtime() - job->sent_ns_) / 1000;
+  if (status == 0) {
+    pc->stats.jobs_ok++;
+    pc->stats.rows_bytes += job->len;
+    job->sqlstate[0] = '\0';
+  } else {
+    pc->stats.jobs_failed++;
+  }
+  job->cb(job, status, err); /* may free |job| */
+}
+
+/* Fails every held job: the first (in progress, maybe committed) with
+ * |first_status|, the others with BL_ECANCELED. The queue is emptied before
+ * any callback runs. */
+static void fail_all(struct pgcopy *pc, int first_status, const char *why) {
+  struct pgcopy_job *list = pc->head;
+  int started = pc->phase != PH_IDLE;
+  pc->head = pc->tail = NULL;
+  pc->n_jobs = 0;
+  pc->phase = PH_IDLE;
+  while (list) {
+    struct pgcopy_job *job = list;
+    list = job->next;
+    job->next = NULL;
+    job->sqlstate[0] = '\0';
+    pc->stats.jobs_failed++;
+    job->cb(job, started ? first_status : BL_ECANCELED, why);
+    started = 0;
+  }
+}
+
+/* ---- I/O ---- */
+
+static int watch_io(struct pgcopy *pc) {
+  int ev = UV_READABLE | (pc->want_write ? UV_WRITABLE : 0);
+  return pgconn_watch(&pc->conn, ev, pgcopy_on_io);
+}
+
+/* PQflush and adjust the poll; 0, or -1 after the link was dropped. */
+static int flush_out(struct pgcopy *pc) {
+  int r = PQflush(pc->conn.conn);
+  if (r < 0) {
+    link_lost(pc, PQerrorMessage(pc->conn.conn));
+    return -1;
+  }
+  pc->want_write = r == 1;
+  if (watch_io(pc)) {
+    link_lost(pc, "cannot watch the socket");
+    return -1;
+  }
+  return 0;
+}
+
+/* Sends the head job's query. 0, or -1 after the link was dropped. */
+static int start_job(struct pgcopy *pc) {
+  struct pgcopy_job *job = pc->head;
+  if (!pc->up || !job || pc->phase != PH_IDLE)
+    return 0;
+  job->sent_ns_ = uv_hrtime();
+  if (job->params) {
+    if (!PQsendQueryParams(pc->conn.conn, job->sql, job->nparams, NULL,
+                           job->params, NULL, NULL, 0)) {
+      link_lost(pc, PQerrorMessage(pc->conn.conn));
+      return -1;
+    }
+    pc->phase = PH_RESULT;
+    return flush_out(pc);
+  }
+  if (!PQsendQuery(pc->conn.conn, job->sql)) {
+    link_lost(pc, PQerrorMessage(pc->conn.conn));
+    return -1;
+  }
+  pc->phase = PH_COPYIN;
+  return flush_out(pc);
+}
+
+/* Queues the head job's rows and CopyDone. 0, or -1 after the link was
+ * dropped. */
+static int send_rows(struct pgcopy *pc) {
+  struct pgcopy_job *job = pc->head;
+  size_t off = 0;
+  while (off < job->len) {
+    size_t n = job->len - off < PGCOPY_CHUNK ? job->len - off : PGCOPY_CHUNK;
+    if (PQputCopyData(pc->conn.conn, job->rows + off, (int)n) != 1) {
+      link_lost(pc, PQerrorMessage(pc->conn.conn));
+      return -1;
+    }
+    off += n;
+  }
+  if (PQputCopyEnd(pc->conn.conn, NULL) != 1) {
+    link_lost(pc, PQerrorMessage(pc->conn.conn));
+    return -1;
+  }
+  pc->phase = PH_RESULT;
+  return flush_out(pc);
+}
+
+/* Records a server error on the head job. */
+static void note_error(struct pgcopy *pc, PGresult *r, char *err,
+                       size_t errlen) {
+  const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const char *msg = PQresultErrorMessage(r);
+  snprintf(pc->head->sqlstate, sizeof pc->head->sqlstate, "%s", ss ? ss : "");
+  snprintf(err, errlen, "%s", msg && *msg ? msg : "COPY failed");
+  pgconn_oneline(err);
+}
+
+/* Reads every result libpq holds. Returns 0, or -1 after the link was
+ * dropped (or the owner closed us from a callback). */
+static int process_results(struct pgcopy *pc) {
+  char *err = pc->err_;
+  size_t errlen = sizeof pc->err_;
+  while (pc->conn.conn && pc->head && pc->phase != PH_IDLE &&
+         !PQisBusy(pc->conn.conn)) {
+    PGresult *r = PQgetResult(pc->conn.conn);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_EMPTY_QUERY;
+    if (r && st == PGRES_FATAL_ERROR) {
+      const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      if (PQstatus(pc->conn.conn) == CONNECTION_BAD ||
+          pg_sqlstate_is_link_error(ss)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        link_lost(pc, why);
+        return -1;
+      }
+    }
+    switch (pc->phase) {
+    case PH_COPYIN:
+      if (r && st == PGRES_COPY_IN) {
+        PQclear(r);
+        if (send_rows(pc))
+          return -1;
+        continue;
+      }
+      pc->failed_ = 1;
+      if (r)
+        note_error(pc, r, err, errlen);
+      else
+        snprintf(err, errlen, "the server did not start the COPY");
+      pc->phase = r ? PH_END : PH_IDLE;
+      break;
+    case PH_RESULT:
+      pc->failed_ = !r || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK);
+      if (pc->failed_ && r)
+        note_error(pc, r, err, errlen);
+      else if (pc->failed_)
+        snprintf(err, errlen, "COPY ended without a result");
+      pc->phase = r ? PH_END : PH_IDLE;
+      break;
+    default: /* PH_END: only libpq's closing NULL is expected */
+      if (r) {
+        PQclear(r);
+        continue;
+      }
+      pc->phase = PH_IDLE;
+      break;
+    }
+    if (r && pc->phase == PH_END) {
+      PQclear(r);
+      continue;
+    }
+    /* The job is over (its closing NULL was read). */
+    {
+      int failed = pc->failed_;
+      pc->failed_ = 0;
+      job_finish(pc, failed ? BL_EPG : 0, failed ? err : NULL);
+    }
+    if (!pc->up)
+      return -1; /* the owner closed us from the callback */
+    if (pc->state == PC_CLOSING && pc->n_jobs == 0) {
+      finish_close(pc);
+      return -1;
+    }
+    if (start_job(pc))
+      return -1;
+  }
+  return 0;
+}
+
+static void pgcopy_on_io(struct pgconn *conn, int status, int events) {
+  struct pgcopy *pc = conn->data;
+  if (status < 0 || (events & UV_READABLE)) {
+    if (!PQconsumeInput(conn->conn)) {
+      link_lost(pc, PQerrorMessage(conn->conn));
+      return;
+    }
+    if (process_results(pc) || !pc->up)
+      return;
+    if (PQstatus(conn->conn) == CONNECTION_BAD) {
+      link_lost(pc, PQerrorMessage(conn->conn));
+      return;
+    }
+  }
+  flush_out(pc);
+}
+
+static void pgcopy_on_kick(uv_prepare_t *h) {
+  struct pgcopy *pc = h->data;
+  uv_prepare_stop(h);
+  start_job(pc);
+}
+
+/* ---- connection life ---- */
+
+static void pgcopy_on_retry(uv_timer_t *t);
+
+static void schedule_reconnect(struct pgcopy *pc) {
+  unsigned d;
+  if (pc->state != PC_RUNNING)
+    return;
+  d = pg_backoff_jitter(pc->backoff_ms, pgcopy_rand(pc));
+  pc->backoff_ms = pg_backoff_next(pc->backoff_ms, pc->opts.backoff_min_ms,
+                                   pc->opts.backoff_max_ms);
+  uv_timer_start(&pc->retry, pgcopy_on_retry, d, 0);
+}
+
+static void pgcopy_on_connected(struct pgconn *conn, int status) {
+  struct pgcopy *pc = conn->data;
+  if (status) {
+    pc->stats.connect_failures++;
+    snprintf(pc->errstr, sizeof pc->errstr, "%s", conn->errstr);
+    log_limited(BL_LOG_WARN, "pgcopy", "cannot connect to PostgreSQL: %s",
+                conn->errstr);
+    schedule_reconnect(pc);
+    return;
+  }
+  if (PQsetnonblocking(conn->conn, 1) != 0) {
+    snprintf(pc->errstr, sizeof pc->errstr, "cannot go nonblocking: %s",
+             PQerrorMessage(conn->conn));
+    pgconn_drop(conn);
+    pc->stats.connect_failures++;
+    schedule_reconnect(pc);
+    return;
+  }
+  pc->up = 1;
+  pc->want_write = 0;
+  pc->phase = PH_IDLE;
+  pc->backoff_ms = pc->opts.backoff_min_ms;
+  pc->stats.connects++;
+  if (watch_io(pc)) {
+    link_lost(pc, "cannot watch the socket");
+    return;
+  }
+  log_debug("pgcopy", "COPY connection to PostgreSQL ready");
+}
+
+static void pgcopy_on_retry(uv_timer_t *t) {
+  struct pgcopy *pc = t->data;
+  int rv;
+  if (pc->conn.state != PGCONN_IDLE || pc->state != PC_RUNNING)
+    return;
+  rv = pgconn_connect(&pc->conn, pgcopy_on_connected);
+  if (rv) {
+    snprintf(pc->errstr, sizeof pc->errstr, "cannot start connecting: %s",
+             bl_strerror(rv));
+    pc->stats.connect_failures++;
+    schedule_reconnect(pc);
+  }
+}
+
+static void link_lost(struct pgcopy *pc, const char *why) {
+  char reason[256];
+  int was_up = pc->up;
+  snprintf(reason, sizeof reason, "%s", why && *why ? why : "link lost");
+  pgconn_oneline(reason);
+  snprintf(pc->errstr, sizeof pc->errstr, "%s", reason);
+  pc->up = 0;
+  pc->want_write = 0;
+  uv_prepare_stop(&pc->kick);
+  pgconn_drop(&pc->conn);
+  if (was_up)
+    log_limited(BL_LOG_WARN, "pgcopy", "COPY connection lost: %s", reason);
+  schedule_reconnect(pc);
+  fail_all(pc, BL_EPG, reason);
+  if (pc->state == PC_CLOSING)
+    finish_close(pc);
+}
+
+/* ---- public ---- */
+
+int pgcopy_init(uv_loop_t *loop, struct pgcopy *pc,
+                const struct pgcopy_opts *opts) {
+  int rv;
+  memset(pc, 0, sizeof *pc);
+  pc->loop = loop;
+  if (opts)
+    pc->opts = *opts;
+  if (!pc->opts.max_jobs)
+    pc->opts.max_jobs = 4;
+  if (!pc->opts.backoff_min_ms)
+    pc->opts.backoff_min_ms = 100;
+  if (!pc->opts.backoff_max_ms)
+    pc->opts.backoff_max_ms = 10000;
+  if (!pc->opts.conn.application_name)
+    pc->opts.conn.application_name = "binance-live-copy";
+  pc->backoff_ms = pc->opts.backoff_min_ms;
+  pc->rng_ = (uint32_t)uv_hrtime() | 1u;
+  if ((rv = pgconn_init(loop, &pc->conn, &pc->opts.conn)))
+    return rv;
+  pc->conn.data = pc;
+  if ((rv = uv_prepare_init(loop, &pc->kick)) ||
+      (rv = uv_timer_init(loop, &pc->retry)) ||
+      (rv = uv_timer_init(loop, &pc->deadline)))
+    return rv;
+  pc->kick.data = pc;
+  pc->retry.data = pc;
+  pc->deadline.data = pc;
+  return 0;
+}
+
+int pgcopy_start(struct pgcopy *pc) {
+  if (pc->state != PC_INIT)
+    return BL_ESTATE;
+  pc->state = PC_RUNNING;
+  uv_timer_start(&pc->retry, pgcopy_on_retry, 0, 0);
+  return 0;
+}
+
+int pgcopy_submit(struct pgcopy *pc, struct pgcopy_job *job) {
+  if (!job || !job->sql || !job->cb || (!job->params && job->len && !job->rows))
+    return BL_EINVAL;
+  if (pc->state != PC_RUNNING && (pc->state != PC_CLOSING || pc->handles_open))
+    return BL_ESTATE; /* closing: only until the held jobs are done */
+  if (!pc->up)
+    return BL_ECLOSED;
+  if (pc->n_jobs >= pc->opts.max_jobs)
+    return BL_EFULL;
+  job->next = NULL;
+  job->sqlstate[0] = '\0';
+  job->latency_us = 0;
+  if (pc->tail)
+    pc->tail->next = job;
+  else
+    pc->head = job;
+  pc->tail = job;
+  pc->n_jobs++;
+  if (pc->head == job)
+    uv_prepare_start(&pc->kick, pgcopy_on_kick);
+  return 0;
+}
+
+int pgcopy_is_up(const struct pgcopy *pc) {
+  return pc->up;
+}
+
+unsigned pgcopy_pending(const struct pgcopy *pc) {
+  return pc->n_jobs;
+}
+
+static void one_closed(struct pgcopy *pc) {
+  if (--pc->handles_open == 0) {
+    pc->state = PC_CLOSED;
+    if (pc->close_cb)
+      pc->close_cb(pc);
+  }
+}
+
+static void handle_closed(uv_handle_t *h) {
+  one_closed(h->data);
+}
+
+static void conn_closed(struct pgconn *conn) {
+  one_closed(conn->data);
+}
+
+static void finish_close(struct pgcopy *pc) {
+  if (pc->handles_open > 0 || pc->state == PC_CLOSED)
+    return; /* already finishing */
+  pc->up = 0;
+  uv_timer_stop(&pc->retry);
+  uv_timer_stop(&pc->deadline);
+  uv_prepare_stop(&pc->kick);
+  pc->handles_open = 4;
+  pgconn_close(&pc->conn, conn_closed); /* poll, then PQfinish */
+  uv_close((uv_handle_t *)&pc->kick, handle_closed);
+  uv_close((uv_handle_t *)&pc->retry, handle_closed);
+  uv_close((uv_handle_t *)&pc->deadline, handle_closed);
+  fail_all(pc, BL_ECANCELED, "canceled: the COPY connection is closing");
+}
+
+static void pgcopy_on_deadline(uv_timer_t *t) {
+  struct pgcopy *pc = t->data;
+  if (pc->n_jobs)
+    log_warn("pgcopy", "closing with %u COPY jobs unfinished", pc->n_jobs);
+  finish_close(pc);
+}
+
+void pgcopy_close(struct pgcopy *pc, unsigned timeout_ms, pgcopy_close_cb cb) {
+  if (pc->state == PC_CLOSING || pc->state == PC_CLOSED)
+    return;
+  pc->state = PC_CLOSING;
+  pc->close_cb = cb;
+  if (pc->n_jobs == 0 || timeout_ms == 0 || !pc->up) {
+    finish_close(pc);
+    return;
+  }
+  uv_timer_start(&pc->deadline, pgcopy_on_deadline, timeout_ms, 0);
+}
