@@ -164,6 +164,13 @@ struct app {
   struct symbols symbols;
   struct depth depth;
   int depth_on; /* binance.streams.depth */
+  /* The spool's backlog while PostgreSQL is up, probed every
+   * APP_SPOOL_PROBE_MS: growing means the writer is falling behind
+   * (app_spool_probe). */
+  uint64_t spool_probe_ms;
+  uint64_t spool_probe_in, spool_probe_out; /* rows spooled, replayed */
+  int spool_growing;                        /* probes in a row it grew */
+  int spool_behind;
   struct repair repair;
   struct strmap seen_up; /* symbols whose stream connection was up once */
   struct streams streams;
@@ -180,6 +187,8 @@ static void app_stop(struct app *a, const char *why);
 static double app_pressure(const struct app *a);
 #define APP_PAUSE_AT 0.75
 #define APP_RESUME_AT 0.40
+#define APP_SPOOL_PROBE_MS 250
+#define APP_SPOOL_PROBES 4
 
 /* --- migrations in the loop ---------------------------------------------- */
 
@@ -335,6 +344,10 @@ static double app_pressure(const struct app *a) {
    * write buffer fills when the disk is behind the exchange. */
   if (store_spool_fill(&a->store) > p)
     p = store_spool_fill(&a->store);
+  /* PostgreSQL up and replaying a spool that still grows: reading on would
+   * starve the replay (the loop only reads and spools), so wait for it. */
+  if (a->spool_behind && p < 1)
+    p = 1;
   if (redis_sink_is_up(&a->redis) && a->redis.max_inflight) {
     double f = (double)a->redis.inflight / a->redis.max_inflight;
     if (f > p)
@@ -343,9 +356,34 @@ static double app_pressure(const struct app *a) {
   return p;
 }
 
+/* Sets spool_behind while PostgreSQL is up and the spool's backlog (rows
+ * written to it minus rows replayed) grew in each of the last
+ * APP_SPOOL_PROBES probes; clears it once the backlog stops growing. A
+ * replay that merely starts late does not pause reading; one that cannot
+ * keep up with the exchange does. */
+static void app_spool_probe(struct app *a) {
+  uint64_t now = uv_now(&a->loop);
+  uint64_t in = a->store.rows_spooled, out = a->store.rows_replayed;
+  int grew;
+  if (now - a->spool_probe_ms < APP_SPOOL_PROBE_MS)
+    return;
+  a->spool_probe_ms = now;
+  grew = in - a->spool_probe_in > out - a->spool_probe_out;
+  a->spool_probe_in = in;
+  a->spool_probe_out = out;
+  if (!grew || !store_spooling(&a->store) || !pg_is_up(&a->pg)) {
+    a->spool_growing = 0;
+    a->spool_behind = 0;
+  } else if (++a->spool_growing >= APP_SPOOL_PROBES) {
+    a->spool_behind = 1;
+  }
+}
+
 static void app_pressure_cb(uv_check_t *h) {
   struct app *a = h->data;
-  double p = app_pressure(a);
+  double p;
+  app_spool_probe(a);
+  p = app_pressure(a);
   if (!a->streams.paused && p >= APP_PAUSE_AT)
     streams_pause(&a->streams, 1);
   else if (a->streams.paused && p <= APP_RESUME_AT)
@@ -737,6 +775,7 @@ static int app_start(struct app *a) {
   sopts.flush_interval_ms = cfg->database.flush_interval_ms;
   sopts.spool_dir = cfg->spool.dir;
   sopts.spool_max_bytes = (uint64_t)cfg->spool.max_bytes;
+  sopts.copy_conn = &popts.conn; /* copied: COPY for insert-only tables */
   if ((rv = store_init(&a->loop, &a->store, &a->pg, &sopts)))
     return rv;
   a->store.data = a;

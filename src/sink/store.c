@@ -152,10 +152,65 @@ static const struct table_def {
                    "EXCLUDED.last_data_time), updated_at = now()"},
 };
 
+/* The insert-only tables also load through COPY on the store's second
+ * connection (sink/pgcopy) while it is up: the COPY with the columns in
+ * packed-row order, which packed fields are epoch-ms times (bit per
+ * column), and the sync_status row kept from them (the time column and the
+ * data_type). A COPY the server refuses (a row it already has, a bad
+ * value) or does not confirm sends its batch through the statement above,
+ * which skips known rows and isolates bad ones. */
+static const struct copy_def {
+  const char *sql;
+  uint32_t ms_cols;
+  int time_col;
+  const char *data_type;
+} copies[STORE_NTABLES] = {
+    [STORE_TICKERS] = {"COPY tickers (symbol, timestamp, price, "
+                       "price_change_24h, price_change_percent_24h, "
+                       "weighted_avg_price, open_price_24h, high_24h, "
+                       "low_24h, volume_24h, quote_volume_24h, bid_price, "
+                       "bid_qty, ask_price, ask_qty, trades_count_24h, "
+                       "first_trade_id, last_trade_id) FROM STDIN",
+                       1u << 1, 1, "ticker"},
+    [STORE_TRADES] = {"COPY trades (symbol, agg_trade_id, price, quantity, "
+                      "first_trade_id, last_trade_id, trade_time, "
+                      "is_buyer_maker, source) FROM STDIN",
+                      1u << 6, 6, "trade"},
+    [STORE_DEPTH] = {"COPY depth_snapshots (symbol, timestamp, "
+                     "last_update_id, bids, asks) FROM STDIN",
+                     1u << 1, 1, "depth"},
+};
+
+/* sync_status after a COPY: the newest time per symbol of the rows it
+ * committed, merged with GREATEST like the statements do. */
+#define SYNC_STMT "bl_store_sync"
+static const char sync_sql[] =
+    "INSERT INTO sync_status AS s (symbol, data_type, interval, "
+    "last_data_time, status, updated_at) SELECT sym, $3, '', " TS(
+        "t") ", 'ok', now() FROM unnest($1::text[], $2::int8[]) AS u(sym, t) "
+             "ON CONFLICT (symbol, data_type, interval) DO UPDATE SET "
+             "last_data_time = GREATEST(s.last_data_time, "
+             "EXCLUDED.last_data_time), updated_at = now()";
+
+/* While a table's COPY is in flight, its rows wait and the next COPY takes
+ * up to this many times batch_size: fewer round trips per row under load,
+ * batch_size rows (or flush_interval_ms) when the connection keeps up. */
+#define STORE_COPY_FACTOR 5
+
+/* Symbols one pending sync_status update may hold per table. */
+#define SYNC_MAX_SYMBOLS 4096
+/* How long a closing store lets the COPY jobs in flight finish. */
+#define STORE_COPY_CLOSE_MS 3000
+
 struct store_batch {
   struct store *st;
   enum store_table table;
   struct pg_op op;
+  struct pgcopy_job job;
+  struct buf copy;    /* the rows in COPY text format */
+  int arrays_built;   /* values[] hold the statement's arrays */
+  int copy_built;     /* copy holds the COPY text */
+  int no_copy;        /* the COPY failed once: statement only */
   struct buf rows;    /* packed rows, a copy */
   struct buf offsets; /* uint32_t per row */
   int n_rows;
@@ -256,6 +311,14 @@ static int begin_row(struct store *st, struct packer *p) {
 
 static void flush_table(struct store *st, struct store_table_q *q);
 
+/* Rows one batch of |q| may take (see STORE_COPY_FACTOR). */
+static int batch_limit(const struct store *st, const struct store_table_q *q) {
+  if (st->copy_on && copies[q->table].sql && !st->closing &&
+      pgcopy_is_up(&st->copy))
+    return STORE_COPY_FACTOR * st->opts.batch_size;
+  return st->opts.batch_size;
+}
+
 /* Appends a packed row to a table's waiting rows. |fresh|: a new row (not
  * one replayed from the spool), counted in rows_in. */
 static int queue_row(struct store *st, struct store_table_q *q, const char *row,
@@ -282,7 +345,8 @@ static int queue_row(struct store *st, struct store_table_q *q, const char *row,
   q->seq_in++;
   if (fresh)
     q->rows_in++;
-  if (q->n_rows >= st->opts.batch_size)
+  if (q->n_rows >= batch_limit(st, q) ||
+      (q->n_rows >= st->opts.batch_size && !q->copy_fly))
     flush_table(st, q);
   return 0;
 }
@@ -292,6 +356,7 @@ static int accept_row(struct store *st, enum store_table t, struct packer *p);
 /* --- batches ----------------------------------------------------------- */
 
 static void batch_free(struct store_batch *b) {
+  buf_free(&b->copy);
   buf_free(&b->rows);
   buf_free(&b->offsets);
   for (int i = 0; i < STORE_MAX_COLS; i++)
@@ -305,6 +370,7 @@ static struct store_batch *batch_new(struct store *st, enum store_table t) {
     return NULL;
   b->st = st;
   b->table = t;
+  buf_init(&b->copy, STORE_ARRAY_MAX);
   buf_init(&b->rows, STORE_ROWS_MAX);
   buf_init(&b->offsets, STORE_ROWS_MAX);
   for (int i = 0; i < STORE_MAX_COLS; i++)
@@ -421,10 +487,120 @@ static int batch_build(struct store_batch *b) {
 
 static void batch_done(struct pg_op *op, int status, PGresult *res,
                        const char *err);
+static void copy_done(struct pgcopy_job *job, int status, const char *err);
+static void resubmit_ready(struct store *st);
+
+/* Builds the COPY text of a batch. */
+static int batch_build_copy(struct store_batch *b) {
+  const struct table_def *def = &tables[b->table];
+  uint32_t ms_cols = copies[b->table].ms_cols;
+  int rv = 0;
+  buf_reset(&b->copy);
+  for (int i = 0; i < b->n_rows && !rv; i++) {
+    struct field f[STORE_MAX_COLS];
+    decode_row(b, i, def->ncols, f);
+    for (int c = 0; c < def->ncols && !rv; c++) {
+      switch (f[c].tag) {
+      case F_TEXT:
+        rv = pgcopy_add_text(&b->copy, f[c].text, f[c].len);
+        break;
+      case F_I64:
+        rv = (ms_cols >> c) & 1 ? pgcopy_add_ms(&b->copy, f[c].i64)
+                                : pgcopy_add_i64(&b->copy, f[c].i64);
+        break;
+      case F_BOOL:
+        rv = pgcopy_add_bool(&b->copy, f[c].b);
+        break;
+      default:
+        rv = pgcopy_add_null(&b->copy);
+      }
+    }
+    if (!rv)
+      rv = pgcopy_row_end(&b->copy);
+  }
+  b->copy_built = !rv;
+  return rv;
+}
+
+static void fly_link(struct store *st, struct store_batch *b) {
+  b->fly_next = NULL;
+  b->fly_prev = st->fly_tail;
+  if (st->fly_tail)
+    st->fly_tail->fly_next = b;
+  else
+    st->fly_head = b;
+  st->fly_tail = b;
+}
+
+/* 1 if a batch that must go by statement waits in the table's ready list. */
+static int stmt_waiting(const struct store_table_q *q) {
+  for (const struct store_batch *b = q->ready; b; b = b->next)
+    if (b->no_copy)
+      return 1;
+  return 0;
+}
+
+/* Hands |b| to the COPY connection when its table has one and the link is
+ * up. Returns 1 if taken; 0 to use the statement; -1 to hold the batch:
+ * the COPY queue is full (it drains soon and is cheaper to wait for), or
+ * the table's statements run or wait (see copy_fly; they go first, so a
+ * table under load switches back to COPY once they are done). */
+static int copy_try(struct store *st, struct store_batch *b) {
+  struct store_table_q *q = &st->q[b->table];
+  int rv;
+  if (!st->copy_on || !copies[b->table].sql || b->no_copy || st->closing ||
+      !pgcopy_is_up(&st->copy))
+    return 0;
+  if (q->stmt_fly || stmt_waiting(q))
+    return -1;
+  if (!b->copy_built && batch_build_copy(b)) {
+    b->no_copy = 1;
+    return 0;
+  }
+  memset(&b->job, 0, sizeof b->job);
+  b->job.sql = copies[b->table].sql;
+  b->job.rows = b->copy.data;
+  b->job.len = b->copy.len;
+  b->job.cb = copy_done;
+  b->job.data = b;
+  rv = pgcopy_submit(&st->copy, &b->job);
+  if (rv == BL_EFULL)
+    return -1;
+  return rv == 0;
+}
 
 static void batch_submit(struct store *st, struct store_batch *b) {
   struct store_table_q *q = &st->q[b->table];
-  int rv;
+  int rv = copy_try(st, b);
+  if (rv != 0) {
+    if (rv < 0) {
+      b->next = q->ready;
+      q->ready = b;
+      return;
+    }
+    st->in_flight++;
+    q->copy_fly++;
+    q->batches++;
+    fly_link(st, b);
+    return;
+  }
+  if (q->copy_fly) {
+    /* Behind the table's COPYs (see copy_fly). */
+    b->next = q->ready;
+    q->ready = b;
+    return;
+  }
+  if (!b->arrays_built) {
+    rv = batch_build(b);
+    if (rv) {
+      log_limited(BL_LOG_ERROR, "store", "%s: cannot build a batch: %s",
+                  tables[b->table].name, bl_strerror(rv));
+      b->next = q->ready;
+      q->ready = b;
+      return;
+    }
+    b->arrays_built = 1;
+  }
   memset(&b->op, 0, sizeof b->op);
   b->op.stmt = tables[b->table].stmt;
   b->op.nparams = tables[b->table].ncols;
@@ -447,14 +623,9 @@ static void batch_submit(struct store *st, struct store_batch *b) {
     return;
   }
   st->in_flight++;
+  q->stmt_fly++;
   q->batches++;
-  b->fly_next = NULL;
-  b->fly_prev = st->fly_tail;
-  if (st->fly_tail)
-    st->fly_tail->fly_next = b;
-  else
-    st->fly_head = b;
-  st->fly_tail = b;
+  fly_link(st, b);
 }
 
 static void fly_unlink(struct store *st, struct store_batch *b) {
@@ -507,6 +678,12 @@ static void pg_watch(struct store *st) {
   if (pg_is_up(st->pg)) {
     st->pg_down = 0;
     st->outage_copied = 0;
+    if (st->copy_on && !st->copy_started && !st->closing) {
+      /* Once pg is up the schema is in place (the app starts pg after
+       * its migrations), so COPY does not meet missing tables. */
+      st->copy_started = 1;
+      pgcopy_start(&st->copy);
+    }
   } else if (!st->pg_down) {
     st->pg_down = 1;
     st->down_since_ms = uv_now(st->loop);
@@ -696,8 +873,7 @@ static void batch_split(struct store *st, struct store_batch *b,
   r = batch_new(st, b->table);
   if (!l || !r ||
       batch_take_rows(l, &b->rows, &b->offsets, b->n_rows, 0, half) ||
-      batch_take_rows(r, &b->rows, &b->offsets, b->n_rows, half, b->n_rows) ||
-      batch_build(l) || batch_build(r)) {
+      batch_take_rows(r, &b->rows, &b->offsets, b->n_rows, half, b->n_rows)) {
     log_error("store",
               "%s: out of memory splitting a refused batch; %d "
               "rows dropped",
@@ -713,6 +889,7 @@ static void batch_split(struct store *st, struct store_batch *b,
   }
   l->seq0 = b->seq0;
   r->seq0 = b->seq0 + (uint64_t)half;
+  l->no_copy = r->no_copy = 1;
   batch_free(b);
   batch_submit(st, l);
   batch_submit(st, r);
@@ -730,6 +907,7 @@ static void batch_done(struct pg_op *op, int status, PGresult *res,
   (void)res;
   fly_unlink(st, b);
   st->in_flight--;
+  q->stmt_fly--;
   metrics_histogram_observe(&st->latency, (double)op->latency_us / 1e6);
   if (status == 0) {
     q->rows_written += (uint64_t)b->n_rows;
@@ -762,19 +940,218 @@ static void batch_done(struct pg_op *op, int status, PGresult *res,
     q->n_held -= b->n_rows;
     batch_free(b);
   }
+  if (q->ready && q->table != STORE_KLINES)
+    resubmit_ready(st); /* waiting for this table's statements to end */
+  replay(st);
+  maybe_closed(st);
+}
+
+/* --- COPY and its sync_status ------------------------------------------ */
+
+struct sync_ent {
+  int64_t ms;  /* the newest committed time not yet in sync_status */
+  int pending; /* ms is newer than what was last sent */
+  char sym[32];
+};
+
+/* A table's sync_status rows waiting to be written after its COPYs, one
+ * entry per symbol (kept for the next batch), sent at most once a second
+ * (and at close) as one statement on the COPY connection. */
+struct store_sync {
+  struct store *st;
+  enum store_table table;
+  struct strmap idx; /* symbol -> entry index + 1 */
+  struct sync_ent *ents;
+  int n, cap, n_pending;
+  int in_flight;
+  uint64_t sent_ms; /* uv_now() of the last send */
+  struct pgcopy_job job;
+  struct buf syms, times;
+  const char *params[3];
+};
+
+static void sync_free(struct store_sync *sy) {
+  if (!sy)
+    return;
+  strmap_free(&sy->idx);
+  free(sy->ents);
+  buf_free(&sy->syms);
+  buf_free(&sy->times);
+  free(sy);
+}
+
+static struct sync_ent *sync_entry(struct store_sync *sy, const char *sym,
+                                   size_t len) {
+  char key[sizeof sy->ents[0].sym];
+  uintptr_t at;
+  if (len >= sizeof key)
+    return NULL;
+  memcpy(key, sym, len);
+  key[len] = '\0';
+  at = (uintptr_t)strmap_get(&sy->idx, key);
+  if (at)
+    return &sy->ents[at - 1];
+  if (sy->n == sy->cap) {
+    int cap = sy->cap ? sy->cap * 2 : 64;
+    struct sync_ent *n;
+    if (cap > SYNC_MAX_SYMBOLS)
+      return NULL;
+    n = realloc(sy->ents, (size_t)cap * sizeof *n);
+    if (!n)
+      return NULL;
+    sy->ents = n;
+    sy->cap = cap;
+  }
+  if (strmap_put(&sy->idx, key, (void *)(uintptr_t)(sy->n + 1)))
+    return NULL;
+  memset(&sy->ents[sy->n], 0, sizeof sy->ents[0]);
+  memcpy(sy->ents[sy->n].sym, key, len + 1);
+  return &sy->ents[sy->n++];
+}
+
+/* Notes the newest time per symbol of a batch the COPY committed. */
+static void sync_note(struct store *st, const struct store_batch *b) {
+  struct store_sync *sy = st->sync[b->table];
+  int tc = copies[b->table].time_col;
+  for (int i = 0; sy && i < b->n_rows; i++) {
+    struct field f[STORE_MAX_COLS];
+    struct sync_ent *e;
+    decode_row(b, i, tc + 1, f);
+    if (f[0].tag != F_TEXT || f[tc].tag != F_I64)
+      continue;
+    e = sync_entry(sy, f[0].text, f[0].len);
+    if (!e) {
+      log_limited(BL_LOG_WARN, "store",
+                  "%s: sync_status not kept for a symbol: over %d symbols",
+                  tables[b->table].name, SYNC_MAX_SYMBOLS);
+      continue;
+    }
+    if (!e->pending) {
+      e->pending = 1;
+      e->ms = f[tc].i64;
+      sy->n_pending++;
+    } else if (f[tc].i64 > e->ms) {
+      e->ms = f[tc].i64;
+    }
+  }
+}
+
+static void sync_done(struct pgcopy_job *job, int status, const char *err);
+
+/* Sends a table's pending sync_status rows when due (|now|: regardless of
+ * the once-a-second pace). */
+static void sync_flush(struct store *st, enum store_table t, int now) {
+  struct store_sync *sy = st->sync[t];
+  int rv;
+  if (!sy || sy->in_flight || !sy->n_pending || !st->copy_open_ ||
+      st->q[t].stmt_fly)
+    return; /* the table's statements upsert sync_status too (copy_fly) */
+  if (!now && uv_now(st->loop) - sy->sent_ms < 1000)
+    return;
+  rv = pgarray_begin(&sy->syms);
+  if (!rv)
+    rv = pgarray_begin(&sy->times);
+  for (int i = 0; i < sy->n && !rv; i++) {
+    if (!sy->ents[i].pending)
+      continue;
+    rv = pgarray_add_str(&sy->syms, sy->ents[i].sym);
+    if (!rv)
+      rv = pgarray_add_i64(&sy->times, sy->ents[i].ms);
+  }
+  if (!rv)
+    rv = pgarray_end(&sy->syms);
+  if (!rv)
+    rv = pgarray_end(&sy->times);
+  if (rv)
+    return;
+  memset(&sy->job, 0, sizeof sy->job);
+  sy->params[0] = sy->syms.data;
+  sy->params[1] = sy->times.data;
+  sy->params[2] = copies[t].data_type;
+  sy->job.sql = sync_sql;
+  sy->job.nparams = 3;
+  sy->job.params = sy->params;
+  sy->job.cb = sync_done;
+  sy->job.data = sy;
+  if (pgcopy_submit(&st->copy, &sy->job))
+    return; /* kept pending: the next tick tries again */
+  for (int i = 0; i < sy->n; i++)
+    sy->ents[i].pending = 0;
+  sy->n_pending = 0;
+  sy->in_flight = 1;
+  sy->sent_ms = uv_now(st->loop);
+  st->in_flight++;
+  st->q[t].copy_fly++;
+}
+
+static void maybe_closed(struct store *st);
+
+static void sync_done(struct pgcopy_job *job, int status, const char *err) {
+  struct store_sync *sy = job->data;
+  struct store *st = sy->st;
+  sy->in_flight = 0;
+  st->in_flight--;
+  st->q[sy->table].copy_fly--;
+  if (status)
+    log_limited(BL_LOG_WARN, "store",
+                "%s: sync_status update after COPY failed (%s): %s",
+                tables[sy->table].name, bl_strerror(status), err ? err : "");
+  if (st->closing)
+    sync_flush(st, sy->table, 1);
+  if (st->q[sy->table].ready)
+    resubmit_ready(st);
+  maybe_closed(st);
+}
+
+static void copy_done(struct pgcopy_job *job, int status, const char *err) {
+  struct store_batch *b = job->data;
+  struct store *st = b->st;
+  struct store_table_q *q = &st->q[b->table];
+  fly_unlink(st, b);
+  st->in_flight--;
+  q->copy_fly--;
+  if (status == 0) {
+    metrics_histogram_observe(&st->latency, (double)job->latency_us / 1e6);
+    st->copy_batches++;
+    sync_note(st, b);
+    q->rows_written += (uint64_t)b->n_rows;
+    q->n_held -= b->n_rows;
+    sync_flush(st, b->table, st->closing);
+    batch_free(b);
+    if (!q->copy_fly && q->n_rows >= st->opts.batch_size)
+      flush_table(st, q); /* the rows that waited for this COPY */
+  } else {
+    /* Not committed, or not known to be: the statement skips what the
+     * table already has and isolates a bad row. */
+    st->copy_fallbacks++;
+    if (job->sqlstate[0])
+      log_limited(BL_LOG_INFO, "store",
+                  "%s: COPY of %d rows refused (SQLSTATE %s): %s; sending "
+                  "them through the statement",
+                  tables[b->table].name, b->n_rows, job->sqlstate,
+                  err ? err : "");
+    else
+      log_limited(BL_LOG_WARN, "store",
+                  "%s: COPY of %d rows not confirmed (%s): %s; sending "
+                  "them through the statement",
+                  tables[b->table].name, b->n_rows, bl_strerror(status),
+                  err ? err : "");
+    b->no_copy = 1;
+    batch_submit(st, b);
+  }
+  resubmit_ready(st);
   replay(st);
   maybe_closed(st);
 }
 
 /* Moves up to batch_size waiting rows into a batch and submits it. */
 static void flush_table(struct store *st, struct store_table_q *q) {
+  int limit = batch_limit(st, q);
   while (q->n_rows) {
-    int take =
-        q->n_rows < st->opts.batch_size ? q->n_rows : st->opts.batch_size;
+    int take = q->n_rows < limit ? q->n_rows : limit;
     struct store_batch *b = batch_new(st, q->table);
     size_t cut;
-    if (!b || batch_take_rows(b, &q->rows, &q->offsets, q->n_rows, 0, take) ||
-        batch_build(b)) {
+    if (!b || batch_take_rows(b, &q->rows, &q->offsets, q->n_rows, 0, take)) {
       log_error("store", "%s: out of memory building a batch",
                 tables[q->table].name);
       if (b)
@@ -824,11 +1201,14 @@ static void resubmit_ready(struct store *st) {
 static void tick(uv_timer_t *t) {
   struct store *st = t->data;
   uint64_t now = uv_now(st->loop);
+  pg_watch(st);
   resubmit_ready(st);
   if (st->spool_on && !st->outage_copied && store_pending(st) && pg_gone(st))
     enter_spooling(st, "PostgreSQL is unreachable");
   replay(st);
   release_spool(st);
+  for (int i = 0; i < STORE_NTABLES; i++)
+    sync_flush(st, (enum store_table)i, 0);
   for (int i = 0; i < STORE_NTABLES; i++) {
     struct store_table_q *q = &st->q[i];
     if (q->n_rows &&
@@ -888,6 +1268,32 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
     st->spool_on = 1;
     st->spool_open_ = 1;
     st->spooling = !spool_is_empty(&st->spool);
+  }
+  if (st->opts.copy_conn) {
+    struct pgcopy_opts co;
+    memset(&co, 0, sizeof co);
+    co.conn = *st->opts.copy_conn;
+    co.conn.application_name = "binance-live-copy";
+    for (int t = 0; t < STORE_NTABLES; t++) {
+      struct store_sync *sy;
+      if (!copies[t].sql)
+        continue;
+      sy = calloc(1, sizeof *sy);
+      if (!sy)
+        return BL_ENOMEM;
+      sy->st = st;
+      sy->table = (enum store_table)t;
+      strmap_init(&sy->idx, SYNC_MAX_SYMBOLS);
+      buf_init(&sy->syms, STORE_ARRAY_MAX);
+      buf_init(&sy->times, STORE_ARRAY_MAX);
+      st->sync[t] = sy;
+    }
+    rv = pgcopy_init(loop, &st->copy, &co);
+    if (rv)
+      return rv;
+    st->copy.data = st;
+    st->copy_on = 1;
+    st->copy_open_ = 1;
   }
   rv = uv_timer_init(loop, &st->timer);
   if (rv)
@@ -1050,6 +1456,16 @@ void store_collect(struct buf *out, void *arg) {
     metrics_sample_u64(out, "binance_live_store_queue_rows", lab,
                        (uint64_t)st->q[t].n_held);
   }
+  if (st->copy_on) {
+    metrics_family(out, "binance_live_store_copy_batches_total", "counter",
+                   "Batches of the insert-only tables sent by COPY, by "
+                   "outcome (fell_back: refused or unconfirmed, then sent "
+                   "through the statement).");
+    metrics_sample_u64(out, "binance_live_store_copy_batches_total",
+                       "outcome=\"committed\"", st->copy_batches);
+    metrics_sample_u64(out, "binance_live_store_copy_batches_total",
+                       "outcome=\"fell_back\"", st->copy_fallbacks);
+  }
   metrics_family(out, "binance_live_write_batch_seconds", "histogram",
                  "Time from sending a batch to its commit.");
   metrics_histogram_write(out, "binance_live_write_batch_seconds", NULL,
@@ -1102,7 +1518,8 @@ static void spill_leftovers(struct store *st) {
 
 static void maybe_closed(struct store *st) {
   void (*cb)(struct store *);
-  if (!st->closing || st->in_flight || st->timer_open || !st->close_cb)
+  if (!st->closing || st->in_flight || st->timer_open || st->copy_open_ ||
+      !st->close_cb)
     return;
   if (st->spool_open_) {
     if (!st->spool.closing) {
@@ -1111,6 +1528,10 @@ static void maybe_closed(struct store *st) {
       spool_close(&st->spool, store_spool_closed);
     }
     return;
+  }
+  for (int t = 0; t < STORE_NTABLES; t++) {
+    sync_free(st->sync[t]);
+    st->sync[t] = NULL;
   }
   buf_free(&st->scratch);
   free(st->marks);
@@ -1135,9 +1556,20 @@ static void maybe_closed(struct store *st) {
   cb(st);
 }
 
+static void copy_closed(struct pgcopy *pc) {
+  struct store *st = pc->data;
+  st->copy_open_ = 0;
+  maybe_closed(st);
+}
+
 void store_close(struct store *st, void (*cb)(struct store *st)) {
   store_flush(st);
   st->closing = 1;
   st->close_cb = cb;
+  if (st->copy_on) {
+    for (int t = 0; t < STORE_NTABLES; t++)
+      sync_flush(st, (enum store_table)t, 1);
+    pgcopy_close(&st->copy, STORE_COPY_CLOSE_MS, copy_closed);
+  }
   uv_close((uv_handle_t *)&st->timer, timer_closed);
 }

@@ -10,6 +10,16 @@
  * idempotent: klines are upserted while open and frozen once closed;
  * tickers, trades and snapshots ignore a row they already have.
  *
+ * With store_opts.copy_conn set, batches of the insert-only tables
+ * (tickers, trades, depth snapshots) go first through COPY on a second
+ * connection (sink/pgcopy): several times cheaper for the server than the
+ * statement. COPY cannot skip a row the table already has, so a COPY the
+ * server refuses (a duplicate after a reconnect or a repair overlap, a bad
+ * value) or does not confirm (the link dropped) sends its batch through the
+ * statement instead, which is the path of record. sync_status is then
+ * updated by a separate small statement from the committed rows' newest
+ * times per symbol (merged across batches while one is in flight).
+ *
  * A batch the server rejects for its data (SQLSTATE class 22 or 23) is
  * split in halves and retried until the bad row stands alone, which is then
  * logged, counted and dropped: one bad row never loses its neighbours.
@@ -52,6 +62,7 @@
 #include "core/buf.h"
 #include "core/metrics.h"
 #include "sink/pg.h"
+#include "sink/pgcopy.h"
 #include "sink/spool.h"
 
 enum store_table {
@@ -70,9 +81,13 @@ struct store_opts {
   uint64_t spool_max_bytes;     /* 0: 1 GiB */
   uint64_t spool_segment_bytes; /* 0: 64 MiB */
   int spool_grace_ms;           /* pg down this long: spool; 0: 1000 */
+  /* The second connection for COPY (tickers, trades, depth snapshots);
+   * NULL: every batch goes through pg's statements. */
+  const struct pgconn_opts *copy_conn;
 };
 
 struct store_batch;
+struct store_sync;
 
 struct store_table_q {
   enum store_table table;
@@ -83,6 +98,10 @@ struct store_table_q {
   uint64_t first_row_ms;     /* uv_now() when the oldest waiting row came */
   uint64_t seq_in;           /* rows ever queued: the next row's number */
   struct store_batch *ready; /* built batches pg refused with BL_EFULL */
+  /* Batches in flight by COPY and by statement. A table never has both:
+   * a COPY and a statement inserting the same keys on two connections
+   * can deadlock (each waits for the other's uncommitted row). */
+  int copy_fly, stmt_fly;
   /* counters */
   uint64_t rows_in, rows_written, rows_refused, bad_rows, batches;
 };
@@ -115,6 +134,14 @@ struct store {
                                numbers it reached, oldest first */
   int nmarks, capmarks;
   uint64_t rows_spooled, rows_replayed, spool_refused, spool_episodes;
+  /* COPY */
+  struct pgcopy copy;
+  int copy_on;      /* a COPY connection is configured */
+  int copy_open_;   /* not yet closed */
+  int copy_started; /* started once pg was first up */
+  struct pg_stmt sync_stmt;
+  struct store_sync *sync[STORE_NTABLES]; /* per COPY table */
+  uint64_t copy_batches, copy_fallbacks;
 };
 
 /* Registers the statements with |pg| (which may still be connecting or

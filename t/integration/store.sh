@@ -2,7 +2,11 @@
 # store.sh: sink/store against a real PostgreSQL with the schema applied:
 # batching, idempotent writes (duplicate trades, kline upserts that freeze
 # once closed), exact decimals, a bad row isolated by splitting its batch,
-# and sync_status.last_data_time kept by the same statements.
+# and sync_status.last_data_time kept by the same statements. Then the same
+# with the COPY connection (STORE_LOAD_COPY=1): new rows committed by COPY,
+# a refused COPY (rows already stored, a bad value) sent through the
+# statement instead with nothing lost or doubled, sync_status kept after
+# COPY, and the same end state as without it.
 . "$(dirname "$0")/../lib/harness.sh"
 h_init
 h_pg_start
@@ -42,4 +46,33 @@ is "$(h_psql "SELECT count(*) FROM sync_status WHERE symbol='BTCUSDT' AND data_t
 "$BUILD/t/store_load" >/dev/null 2>&1
 is "$(h_psql "SELECT (SELECT count(*) FROM trades) + (SELECT count(*) FROM klines) + (SELECT count(*) FROM tickers) + (SELECT count(*) FROM depth_snapshots)")" \
    "$((2500 + 10 + 8 + 400 + 3))" "a second identical run adds no row"
+# --- the COPY connection --------------------------------------------------
+h_psql "TRUNCATE trades, klines, tickers, depth_snapshots, sync_status" >/dev/null
+out=$(STORE_LOAD_COPY=1 "$BUILD/t/store_load" 2>"$H_TMP/store-copy.err")
+ok $? "store_load with COPY ran to completion with uv_loop_close() == 0"
+diag "$(echo $out)"
+like "$out" "copy_phase=3" "the COPY connection came up and both COPY phases ran"
+n=$(sed -n 's/^copy_committed=//p' <<<"$out")
+[ "${n:-0}" -ge 2 ]
+ok $? "new trades were committed by COPY ($n batches)"
+n=$(sed -n 's/^copy_fell_back=//p' <<<"$out")
+[ "${n:-0}" -ge 1 ]
+ok $? "the COPY holding stored rows and a bad value fell back to the statement ($n)"
+grep -q "COPY of .* refused (SQLSTATE" "$H_TMP/store-copy.err"
+ok $? "the refused COPY is logged with its SQLSTATE"
+is "$(h_psql "SELECT count(*), count(DISTINCT agg_trade_id), min(agg_trade_id), max(agg_trade_id) FROM trades WHERE symbol='BTCUSDT'")" \
+   "5100|5100|1|5100" "5100 trades once each: nothing lost or doubled across COPY and its fallback"
+is "$(h_psql "SELECT price::text, trade_time, is_buyer_maker FROM trades WHERE symbol='BTCUSDT' AND agg_trade_id=3001")" \
+   "33001.12345678|$(h_psql "SELECT to_timestamp((1700000000000 + 3001 * 7) / 1000.0)")|t" \
+   "a COPY'd trade keeps its exact decimal, millisecond time and flag"
+is "$(h_psql "SELECT count(*) FROM trades WHERE symbol='BADUSDT'")" "0" "the unparsable trade was refused"
+like "$out" "bad_rows=2" "the bad trade was isolated like the bad kline (2 rows dropped)"
+is "$(h_psql "SELECT (extract(epoch FROM last_data_time)*1000)::bigint FROM sync_status WHERE symbol='ETHUSDT' AND data_type='trade' AND interval=''")" \
+   "$((1700000000000 + 10 * 7))" "sync_status after COPY: the newest committed trade_time"
+is "$(h_psql "SELECT (extract(epoch FROM last_data_time)*1000)::bigint FROM sync_status WHERE symbol='BTCUSDT' AND data_type='trade' AND interval=''")" \
+   "$((1700000000000 + 5100 * 7))" "sync_status across COPY and statement batches keeps the newest"
+is "$(h_psql "SELECT count(*) FROM tickers WHERE symbol='BTCUSDT'")" "400" "every ticker stored"
+STORE_LOAD_COPY=1 "$BUILD/t/store_load" >/dev/null 2>&1
+is "$(h_psql "SELECT (SELECT count(*) FROM trades) + (SELECT count(*) FROM klines) + (SELECT count(*) FROM tickers) + (SELECT count(*) FROM depth_snapshots)")" \
+   "$((5100 + 10 + 10 + 8 + 400 + 3))" "a second identical run with COPY adds no row"
 done_testing

@@ -12,8 +12,15 @@
  *     BADUSDT whose volume is not a number among 8 closed SOLUSDT bars:
  *     the server refuses the batch, which must split and keep the 8;
  *   - 400 ticker events and 3 depth snapshots.
- * Then it waits until nothing is pending, closes, and prints its counters
- * as key=value lines. Exit 0 only with uv_loop_close() == 0.
+ * Then it waits until nothing is pending.
+ * With STORE_LOAD_COPY=1 the store also has its COPY connection, and once
+ * that is up a second phase queues trades 2501..5000 of BTCUSDT and 1..10
+ * of ETHUSDT (new rows: they go by COPY), waits, then 4901..5100 of
+ * BTCUSDT (100 already stored) and one BADUSDT trade whose price is not a
+ * number: that COPY is refused and the batch goes through the statement,
+ * which skips the 100 and isolates the bad row.
+ * Then it closes and prints its counters as key=value lines. Exit 0 only
+ * with uv_loop_close() == 0.
  * Server coordinates come from PGHOST/PGPORT/PGUSER/PGDATABASE.
  */
 #include <inttypes.h>
@@ -40,12 +47,15 @@ static void set(char *dst, size_t cap, const char *s) {
   snprintf(dst, cap, "%s", s);
 }
 
-static void trade(int64_t id) {
+static void trade_of(const char *sym, int64_t id, const char *price) {
   struct ev_trade t;
   memset(&t, 0, sizeof t);
-  set(t.symbol, sizeof t.symbol, "BTCUSDT");
+  set(t.symbol, sizeof t.symbol, sym);
   t.agg_trade_id = id;
-  snprintf(t.price, sizeof t.price, "%" PRId64 ".12345678", 30000 + id);
+  if (price)
+    set(t.price, sizeof t.price, price);
+  else
+    snprintf(t.price, sizeof t.price, "%" PRId64 ".12345678", 30000 + id);
   set(t.quantity, sizeof t.quantity, "0.00100000");
   t.first_trade_id = id * 10;
   t.last_trade_id = id * 10 + 1;
@@ -54,6 +64,10 @@ static void trade(int64_t id) {
   t.is_buyer_maker = (int)(id & 1);
   if (store_trade(&st, &t, 0))
     fprintf(stderr, "FAIL: store_trade %" PRId64 "\n", id);
+}
+
+static void trade(int64_t id) {
+  trade_of("BTCUSDT", id, NULL);
 }
 
 static void kline(const char *sym, int bar, int update, int closed,
@@ -112,8 +126,27 @@ static void store_closed(struct store *s) {
   pg_close(&pg, 5000, NULL);
 }
 
+static int copy_phase; /* STORE_LOAD_COPY: 1 (waiting), 2, 3 (done) */
+
 static void check(uv_timer_t *t) {
   if (store_pending(&st) && uv_now(&loop) < 30000)
+    return;
+  if (copy_phase == 1 && pgcopy_is_up(&st.copy)) {
+    for (int64_t id = 2501; id <= 5000; id++)
+      trade(id);
+    for (int64_t id = 1; id <= 10; id++)
+      trade_of("ETHUSDT", id, NULL);
+    copy_phase = 2;
+    return;
+  }
+  if (copy_phase == 2) {
+    for (int64_t id = 4901; id <= 5100; id++)
+      trade(id);
+    trade_of("BADUSDT", 1, "x");
+    copy_phase = 3;
+    return;
+  }
+  if (copy_phase == 1 && uv_now(&loop) < 30000)
     return;
   uv_timer_stop(t);
   uv_close((uv_handle_t *)t, NULL);
@@ -127,13 +160,18 @@ int main(void) {
   const char *port = getenv("PGPORT");
   uint64_t written[STORE_NTABLES], bad = 0;
 
-  log_setup(BL_LOG_WARN, BL_LOG_TEXT, "store_load", "test");
+  log_setup(getenv("STORE_LOAD_COPY") ? BL_LOG_INFO : BL_LOG_WARN, BL_LOG_TEXT,
+            "store_load", "test");
   uv_loop_init(&loop);
   memset(&po, 0, sizeof po);
   po.conn.host = getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1";
   po.conn.port = port ? (int)strtol(port, NULL, 10) : 5432;
   po.conn.user = getenv("PGUSER") ? getenv("PGUSER") : "postgres";
   po.conn.dbname = getenv("PGDATABASE") ? getenv("PGDATABASE") : "binance_data";
+  if (getenv("STORE_LOAD_COPY")) {
+    so.copy_conn = &po.conn;
+    copy_phase = 1;
+  }
   if (pg_init(&loop, &pg, &po) || store_init(&loop, &st, &pg, &so) ||
       pg_start(&pg)) {
     fprintf(stderr, "FAIL: init\n");
@@ -178,6 +216,9 @@ int main(void) {
   printf("batches_trades=%llu\n",
          (unsigned long long)st.q[STORE_TRADES].batches);
   printf("latency_count=%llu\n", (unsigned long long)st.latency.count);
+  printf("copy_committed=%llu\ncopy_fell_back=%llu\ncopy_phase=%d\n",
+         (unsigned long long)st.copy_batches,
+         (unsigned long long)st.copy_fallbacks, copy_phase);
   if (uv_loop_close(&loop)) {
     fprintf(stderr, "FAIL: uv_loop_close\n");
     return 1;
