@@ -49,6 +49,12 @@ enum mk_interval {
   MK_NINTERVALS
 };
 
+#define MK_MID_CACHE 2048 /* minutes memoised per symbol (> one day) */
+
+struct mk_mid_slot {
+  int64_t minute, mid;
+};
+
 struct mk_symbol {
   char name[24];  /* BTCUSDT */
   char lower[24]; /* btcusdt */
@@ -67,6 +73,8 @@ struct mk_symbol {
   /* exchange_empty simulation: REST klines omit bars opening in
    * [empty_from, empty_to] (0/0: none) */
   int64_t empty_from, empty_to;
+  /* memo of the reference price per minute (market.c), NULL until used */
+  struct mk_mid_slot *mid_cache;
 };
 
 struct mk_market {
