@@ -18,9 +18,8 @@ static const char digit_pairs[201] =
     "34353637383940414243444546474849505152535455565758596061626364656667"
     "6869707172737475767778798081828384858687888990919293949596979899";
 
-static const uint64_t pow10_u64[9] = {1,      10,      100,      1000,
-                                      10000,  100000,  1000000,  10000000,
-                                      100000000};
+static const uint64_t pow10_u64[9] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
 
 static char *fmt_u64(char *p, uint64_t u) {
   char tmp[20];
@@ -442,4 +441,60 @@ int fmt_ticker_rest(struct buf *b, const struct mk_market *m, int s,
   p = fmt_str(p, "}");
   commit(b, p);
   return 0;
+}
+
+int fmt_ws_text_frame(struct buf *b, const char *data, size_t len) {
+  unsigned char h[10];
+  size_t hl = 2, i;
+  char *p;
+  h[0] = 0x81; /* FIN, text */
+  if (len < 126) {
+    h[1] = (unsigned char)len;
+  } else if (len < 65536) {
+    h[1] = 126;
+    h[2] = (unsigned char)(len >> 8);
+    h[3] = (unsigned char)len;
+    hl = 4;
+  } else {
+    h[1] = 127;
+    for (i = 0; i < 8; i++)
+      h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    hl = 10;
+  }
+  if (buf_reserve(b, hl + len) != 0)
+    return BL_ETOOBIG;
+  p = b->data + b->len;
+  memcpy(p, h, hl);
+  memcpy(p + hl, data, len);
+  b->len += hl + len;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+long fmt_ws_frame_next(const char *p, size_t avail, size_t *payload_off,
+                       size_t *payload_len) {
+  const unsigned char *h = (const unsigned char *)p;
+  uint64_t len;
+  size_t hl = 2, i;
+  if (avail < 2)
+    return 0;
+  len = h[1] & 0x7f;
+  if (len == 126)
+    hl = 4;
+  else if (len == 127)
+    hl = 10;
+  if (avail < hl)
+    return 0;
+  if (hl == 4) {
+    len = ((uint64_t)h[2] << 8) | h[3];
+  } else if (hl == 10) {
+    len = 0;
+    for (i = 0; i < 8; i++)
+      len = (len << 8) | h[2 + i];
+  }
+  if (len > avail - hl)
+    return 0;
+  *payload_off = hl;
+  *payload_len = (size_t)len;
+  return (long)(hl + len);
 }

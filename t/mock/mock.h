@@ -195,6 +195,16 @@ int fmt_depth_update(struct buf *b, const struct mk_symbol *sy,
                      const struct mk_level *bids, int nb,
                      const struct mk_level *asks, int na);
 
+/* WebSocket framing for the server side, on buffers: appends |data| as
+ * one unmasked text frame (FIN, opcode 1, the shortest length form, the
+ * bytes wslay writes) to |b|. Returns 0 or BL_ETOOBIG. */
+int fmt_ws_text_frame(struct buf *b, const char *data, size_t len);
+/* The frame at |p| (as written above): its length with the header, and
+ * where its payload starts and how long it is; 0 when |avail| bytes do not
+ * hold a whole frame. */
+long fmt_ws_frame_next(const char *p, size_t avail, size_t *payload_off,
+                       size_t *payload_len);
+
 /* REST bodies: a depth snapshot of |n| levels a side, one 12-element kline
  * row, one aggTrade item, one ticker/24hr FULL object. */
 int fmt_depth_snapshot(struct buf *b, int64_t uid, const struct mk_level *bids,

@@ -15,8 +15,20 @@
  * for 1s) plus the closed bar (x=true) as soon as a bar ends. A frame is
  * formatted once, wrapped for combined streams, and the raw payload is a
  * slice of the same buffer. With --rate 0 the clock runs ahead of the wall
- * clock as fast as the clients take frames (an idle handle), pausing while
- * any client's queue is over half its limit.
+ * clock as fast as the clients take frames (an idle handle; up to
+ * FAST_STEPS steps of 2 ms per loop iteration), pausing while any client's
+ * queue is over half its limit, and standing still (the loop idle) while
+ * stalled or while no client is subscribed.
+ *
+ * Batches: generated frames (and replayed ones) are framed as WebSocket
+ * text frames straight into a per-client buffer and written with one
+ * conn_write per client per pass (client_flush), instead of one
+ * ws_send_text (two copies, two allocations and a write syscall) per frame.
+ * The bytes are those ws.c would send. Everything else a client gets
+ * through ws.c (control answers, pings, faults, the close) flushes the
+ * batch first, and the batch goes to the conn directly only while ws.c
+ * holds nothing of its own, so the order on the wire is the order of the
+ * sends.
  *
  * Back-pressure (synthetic data): a frame for a client that has more than
  * client_queue_max bytes queued is dropped and counted (frames_dropped in
@@ -31,7 +43,7 @@
  *
  * State: struct mock_server (market clock, per-symbol generator state,
  * subscriber counts per stream, faults, statistics) and struct mclient per
- * connection (linked list).
+ * connection (linked list; its batch of frames not yet written).
  */
 #include "server.h"
 
@@ -393,36 +405,6 @@ static size_t client_queued(const struct mclient *cl) {
   return ws_queued_bytes(&cl->ws) + cl->batch.len;
 }
 
-/* Appends one text frame as a server sends it (RFC 6455: FIN, opcode 1,
- * no mask, the shortest length form, as wslay writes it) to the batch.
- * Returns 0 or BL_ETOOBIG (the batch is at its limit). */
-static int batch_frame(struct mclient *cl, const char *data, size_t len) {
-  unsigned char h[10];
-  size_t hl = 2, i;
-  char *p;
-  h[0] = 0x81;
-  if (len < 126) {
-    h[1] = (unsigned char)len;
-  } else if (len < 65536) {
-    h[1] = 126;
-    h[2] = (unsigned char)(len >> 8);
-    h[3] = (unsigned char)len;
-    hl = 4;
-  } else {
-    h[1] = 127;
-    for (i = 0; i < 8; i++)
-      h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    hl = 10;
-  }
-  if (buf_reserve(&cl->batch, hl + len) != 0)
-    return BL_ETOOBIG;
-  p = cl->batch.data + cl->batch.len;
-  memcpy(p, h, hl);
-  memcpy(p + hl, data, len);
-  cl->batch.len += hl + len;
-  return 0;
-}
-
 /* Writes the batch. Straight to the conn, in one write, when ws.c holds
  * nothing of its own (its FIFO and wslay's queue are empty, so no frame of
  * ws.c is half written and none is waiting to go before these); otherwise
@@ -447,25 +429,19 @@ static void client_flush(struct mclient *cl) {
       return;
     }
   }
-  while (off + 2 <= cl->batch.len) {
-    const unsigned char *h = (const unsigned char *)cl->batch.data + off;
-    size_t hl = 2, len = h[1] & 0x7f, i;
-    if (len == 126) {
-      len = ((size_t)h[2] << 8) | h[3];
-      hl = 4;
-    } else if (len == 127) {
-      len = 0;
-      for (i = 0; i < 8; i++)
-        len = (len << 8) | h[2 + i];
-      hl = 10;
-    }
-    if (ws_send_text(&cl->ws, (const char *)h + hl, len) != 0) {
+  for (;;) {
+    size_t po, plen;
+    long n = fmt_ws_frame_next(cl->batch.data + off, cl->batch.len - off, &po,
+                               &plen);
+    if (n <= 0)
+      break;
+    if (ws_send_text(&cl->ws, cl->batch.data + off + po, plen) != 0) {
       cl->sent--;
       srv->frames_sent--;
       cl->dropped++;
       srv->frames_dropped++;
     }
-    off += hl + len;
+    off += (size_t)n;
   }
   buf_reset(&cl->batch);
 }
@@ -479,7 +455,7 @@ static void flush_all(struct mock_server *srv) {
 
 /* Queues one frame for |cl| in its batch (the generators' path). */
 static int batch_text(struct mclient *cl, const char *data, size_t len) {
-  int rc = batch_frame(cl, data, len);
+  int rc = fmt_ws_text_frame(&cl->batch, data, len);
   if (rc == 0) {
     cl->sent++;
     cl->srv->frames_sent++;
