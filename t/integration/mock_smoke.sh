@@ -280,12 +280,53 @@ out=$(timeout 10 "$DUMP" --timeout 5 --ca "$tmp/certs/ca.crt" \
 ok $? "WebSocket over TLS"
 like "$(head -1 <<<"$out")" '^\{"e":"aggTrade"' "TLS frames are the stream's"
 
+# --- fast mode (--rate 0): frames go out in batches (one write per client
+# per loop iteration); ids stay consecutive, a SUBSCRIBE answer comes before
+# the new stream's first frame, and a stalled mock idles
+start_mock fast --symbols 3 --rate 0 --seed 9 --ping-interval 0
+FC=http://127.0.0.1:$CPORT
+fpid=${pids[${#pids[@]}-1]}
+out=$(timeout 30 "$DUMP" --timeout 20 \
+  --send '{"method":"SUBSCRIBE","params":["ethusdt@aggTrade"],"id":7}' \
+  "ws://127.0.0.1:$PORT/ws/btcusdt@aggTrade" 60000 2>/dev/null)
+ok $? "fast mode delivers 60000 frames"
+for sym in BTCUSDT ETHUSDT; do
+  ids=$(grep -o "\"s\":\"$sym\",\"a\":[0-9]*" <<<"$out" | sed 's/.*://')
+  ok $([ "$(wc -l <<<"$ids")" -gt 1000 ] &&
+    awk 'NR>1 && $1 != prev+1 {bad=1} {prev=$1} END{exit bad}' <<<"$ids"
+  echo $?) "fast mode: $sym aggregate ids are consecutive"
+done
+ans=$(grep -n '^{"result":null,"id":7}$' <<<"$out" | cut -d: -f1)
+eth=$(grep -n '"s":"ETHUSDT"' <<<"$out" | head -1 | cut -d: -f1)
+ok $([ -n "$ans" ] && [ -n "$eth" ] && [ "$ans" -lt "$eth" ]; echo $?) \
+  "fast mode: the SUBSCRIBE answer precedes the new stream's frames"
+"$DUMP" --timeout 8 "ws://127.0.0.1:$PORT/ws/btcusdt@aggTrade" 100000000 \
+  >/dev/null 2>&1 &
+spid=$!
+sleep 0.5
+curl -s "$FC/stall?on=1" >/dev/null
+sleep 0.3
+t1=$(curl -s "$FC/time")
+c1=$(awk '{print $14 + $15}' "/proc/$fpid/stat")
+sleep 1
+t2=$(curl -s "$FC/time")
+c2=$(awk '{print $14 + $15}' "/proc/$fpid/stat")
+is "$t2" "$t1" "fast mode: the market clock stands still while stalled"
+ok $([ $((c2 - c1)) -le $(($(getconf CLK_TCK) / 5)) ]; echo $?) \
+  "fast mode: a stalled mock idles ($((c2 - c1)) CPU ticks in 1 s)"
+curl -s "$FC/stall?on=0" >/dev/null
+sleep 0.3
+t3=$(curl -s "$FC/time")
+ok $([ "$t3" != "$t2" ]; echo $?) "fast mode: the clock runs again after the stall"
+kill "$spid" 2>/dev/null
+wait "$spid" 2>/dev/null
+
 # every mock stops cleanly on SIGTERM (and, under ASan, leak-free)
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 rcs=""
 for p in "${pids[@]}"; do wait "$p"; rcs="$rcs$?"; done
 pids=()
-is "$rcs" "0000" "the four mocks exit 0 on SIGTERM"
+is "$rcs" "00000" "the five mocks exit 0 on SIGTERM"
 ok $(! grep -l 'Sanitizer' "$tmp"/*.log >/dev/null; echo $?) \
   "no sanitizer report in the mock logs"
 

@@ -12,26 +12,44 @@
 #include "core/err.h"
 #include "mock.h"
 
-char *fmt_i64(char *p, int64_t v) {
-  char tmp[24];
-  int n = 0;
-  uint64_t u;
-  if (v < 0) {
-    *p++ = '-';
-    u = (uint64_t)0 - (uint64_t)v;
-  } else {
-    u = (uint64_t)v;
+/* "00" "01" ... "99": two digits per division. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
+static const uint64_t pow10_u64[9] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+
+static char *fmt_u64(char *p, uint64_t u) {
+  char tmp[20];
+  int n = 20;
+  while (u >= 100) {
+    unsigned r = (unsigned)(u % 100);
+    u /= 100;
+    n -= 2;
+    memcpy(tmp + n, digit_pairs + 2 * r, 2);
   }
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  while (n)
-    *p++ = tmp[--n];
-  return p;
+  if (u >= 10) {
+    n -= 2;
+    memcpy(tmp + n, digit_pairs + 2 * u, 2);
+  } else {
+    tmp[--n] = (char)('0' + u);
+  }
+  memcpy(p, tmp + n, (size_t)(20 - n));
+  return p + 20 - n;
 }
 
-/* Writes |v| / 10^places with exactly |places| decimals. */
+char *fmt_i64(char *p, int64_t v) {
+  if (v < 0) {
+    *p++ = '-';
+    return fmt_u64(p, (uint64_t)0 - (uint64_t)v);
+  }
+  return fmt_u64(p, (uint64_t)v);
+}
+
+/* Writes |v| / 10^places with exactly |places| (0..8) decimals; values
+ * within 64 bits take the fast path (no 128-bit division). */
 static char *fmt_fixed128(char *p, __int128 v, int places) {
   char tmp[48];
   int n = 0;
@@ -41,6 +59,24 @@ static char *fmt_fixed128(char *p, __int128 v, int places) {
     u = (unsigned __int128)0 - (unsigned __int128)v;
   } else {
     u = (unsigned __int128)v;
+  }
+  if (u <= UINT64_MAX && places >= 0 && places <= 8) {
+    uint64_t w = (uint64_t)u, ip = w / pow10_u64[places];
+    uint64_t fp = w % pow10_u64[places];
+    int i = places;
+    p = fmt_u64(p, ip);
+    if (places == 0)
+      return p;
+    *p++ = '.';
+    while (i >= 2) {
+      unsigned r = (unsigned)(fp % 100);
+      fp /= 100;
+      i -= 2;
+      memcpy(p + i, digit_pairs + 2 * r, 2);
+    }
+    if (i == 1)
+      p[0] = (char)('0' + fp);
+    return p + places;
   }
   do {
     tmp[n++] = (char)('0' + (int)(u % 10));
@@ -59,8 +95,13 @@ char *fmt_dec8(char *p, int64_t v) {
 }
 
 char *fmt_dec16(char *p, __int128 v) {
-  __int128 r =
-      v >= 0 ? (v + 50000000) / 100000000 : -((-v + 50000000) / 100000000);
+  __int128 r;
+  if (v >= 0 && v <= INT64_MAX - 50000000)
+    r = ((int64_t)v + 50000000) / 100000000;
+  else if (v < 0 && v >= -(INT64_MAX - 50000000))
+    r = -((-(int64_t)v + 50000000) / 100000000);
+  else
+    r = v >= 0 ? (v + 50000000) / 100000000 : -((-v + 50000000) / 100000000);
   return fmt_fixed128(p, r, 8);
 }
 
@@ -400,4 +441,60 @@ int fmt_ticker_rest(struct buf *b, const struct mk_market *m, int s,
   p = fmt_str(p, "}");
   commit(b, p);
   return 0;
+}
+
+int fmt_ws_text_frame(struct buf *b, const char *data, size_t len) {
+  unsigned char h[10];
+  size_t hl = 2, i;
+  char *p;
+  h[0] = 0x81; /* FIN, text */
+  if (len < 126) {
+    h[1] = (unsigned char)len;
+  } else if (len < 65536) {
+    h[1] = 126;
+    h[2] = (unsigned char)(len >> 8);
+    h[3] = (unsigned char)len;
+    hl = 4;
+  } else {
+    h[1] = 127;
+    for (i = 0; i < 8; i++)
+      h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    hl = 10;
+  }
+  if (buf_reserve(b, hl + len) != 0)
+    return BL_ETOOBIG;
+  p = b->data + b->len;
+  memcpy(p, h, hl);
+  memcpy(p + hl, data, len);
+  b->len += hl + len;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+long fmt_ws_frame_next(const char *p, size_t avail, size_t *payload_off,
+                       size_t *payload_len) {
+  const unsigned char *h = (const unsigned char *)p;
+  uint64_t len;
+  size_t hl = 2, i;
+  if (avail < 2)
+    return 0;
+  len = h[1] & 0x7f;
+  if (len == 126)
+    hl = 4;
+  else if (len == 127)
+    hl = 10;
+  if (avail < hl)
+    return 0;
+  if (hl == 4) {
+    len = ((uint64_t)h[2] << 8) | h[3];
+  } else if (hl == 10) {
+    len = 0;
+    for (i = 0; i < 8; i++)
+      len = (len << 8) | h[2 + i];
+  }
+  if (len > avail - hl)
+    return 0;
+  *payload_off = hl;
+  *payload_len = (size_t)len;
+  return (long)(hl + len);
 }

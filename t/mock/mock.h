@@ -49,6 +49,12 @@ enum mk_interval {
   MK_NINTERVALS
 };
 
+#define MK_MID_CACHE 2048 /* minutes memoised per symbol (> one day) */
+
+struct mk_mid_slot {
+  int64_t minute, mid;
+};
+
 struct mk_symbol {
   char name[24];  /* BTCUSDT */
   char lower[24]; /* btcusdt */
@@ -67,6 +73,8 @@ struct mk_symbol {
   /* exchange_empty simulation: REST klines omit bars opening in
    * [empty_from, empty_to] (0/0: none) */
   int64_t empty_from, empty_to;
+  /* memo of the reference price per minute (market.c), NULL until used */
+  struct mk_mid_slot *mid_cache;
 };
 
 struct mk_market {
@@ -186,6 +194,16 @@ int fmt_depth_update(struct buf *b, const struct mk_symbol *sy,
                      int64_t event_time, int64_t first_uid, int64_t last_uid,
                      const struct mk_level *bids, int nb,
                      const struct mk_level *asks, int na);
+
+/* WebSocket framing for the server side, on buffers: appends |data| as
+ * one unmasked text frame (FIN, opcode 1, the shortest length form, the
+ * bytes wslay writes) to |b|. Returns 0 or BL_ETOOBIG. */
+int fmt_ws_text_frame(struct buf *b, const char *data, size_t len);
+/* The frame at |p| (as written above): its length with the header, and
+ * where its payload starts and how long it is; 0 when |avail| bytes do not
+ * hold a whole frame. */
+long fmt_ws_frame_next(const char *p, size_t avail, size_t *payload_off,
+                       size_t *payload_len);
 
 /* REST bodies: a depth snapshot of |n| levels a side, one 12-element kline
  * row, one aggTrade item, one ticker/24hr FULL object. */

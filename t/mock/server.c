@@ -15,8 +15,20 @@
  * for 1s) plus the closed bar (x=true) as soon as a bar ends. A frame is
  * formatted once, wrapped for combined streams, and the raw payload is a
  * slice of the same buffer. With --rate 0 the clock runs ahead of the wall
- * clock as fast as the clients take frames (an idle handle), pausing while
- * any client's queue is over half its limit.
+ * clock as fast as the clients take frames (an idle handle; up to
+ * FAST_STEPS steps of 2 ms per loop iteration), pausing while any client's
+ * queue is over half its limit, and standing still (the loop idle) while
+ * stalled or while no client is subscribed.
+ *
+ * Batches: generated frames (and replayed ones) are framed as WebSocket
+ * text frames straight into a per-client buffer and written with one
+ * conn_write per client per pass (client_flush), instead of one
+ * ws_send_text (two copies, two allocations and a write syscall) per frame.
+ * The bytes are those ws.c would send. Everything else a client gets
+ * through ws.c (control answers, pings, faults, the close) flushes the
+ * batch first, and the batch goes to the conn directly only while ws.c
+ * holds nothing of its own, so the order on the wire is the order of the
+ * sends.
  *
  * Back-pressure (synthetic data): a frame for a client that has more than
  * client_queue_max bytes queued is dropped and counted (frames_dropped in
@@ -31,7 +43,7 @@
  *
  * State: struct mock_server (market clock, per-symbol generator state,
  * subscriber counts per stream, faults, statistics) and struct mclient per
- * connection (linked list).
+ * connection (linked list; its batch of frames not yet written).
  */
 #include "server.h"
 
@@ -47,6 +59,8 @@
 #define HTTP_MAX_IN (64 * 1024)
 #define RX_RING 10
 #define REPLAY_BATCH 5000
+#define FAST_STEPS 64            /* 2 ms steps per loop iteration at most */
+#define FAST_BATCH (256u * 1024) /* bytes batched for a client: write now */
 
 struct mclient {
   struct mock_server *srv;
@@ -72,6 +86,7 @@ struct mclient {
   uint64_t rp_start;
   int stalled;
   uint64_t dropped, sent;
+  struct buf batch; /* WebSocket frames not yet written (client_flush) */
 };
 
 static int64_t wall_ms(void) {
@@ -97,6 +112,7 @@ static void client_free(struct mclient *cl) {
     cl->next->prev = cl->prev;
   buf_free(&cl->in);
   buf_free(&cl->out);
+  buf_free(&cl->batch);
   if (cl->subs) {
     st_subs_free(cl->subs);
     free(cl->subs);
@@ -311,6 +327,8 @@ static void on_listen(uv_stream_t *server, int status, int is_control) {
   cl->is_control = is_control;
   buf_init(&cl->in, HTTP_MAX_IN);
   buf_init(&cl->out, 256u << 20);
+  /* a frame is queued only while the client is at or below the limit */
+  buf_init(&cl->batch, srv->opt.client_queue_max + (4u << 20));
   uv_timer_init(srv->loop, &cl->timer);
   cl->timer.data = cl;
   conn_init(srv->loop, &cl->conn, &http_cbs, &copt);
@@ -380,8 +398,64 @@ static int ws_ready(const struct mclient *cl) {
   return cl->is_ws && !cl->closing && cl->ws.state == WS_OPEN;
 }
 
-static int send_text(struct mclient *cl, const char *data, size_t len) {
-  int rc = ws_send_text(&cl->ws, data, len);
+/* ------------------------------------------------------------ batches */
+
+/* Bytes waiting for a client: in ws.c and the conn, plus its batch. */
+static size_t client_queued(const struct mclient *cl) {
+  return ws_queued_bytes(&cl->ws) + cl->batch.len;
+}
+
+/* Writes the batch. Straight to the conn, in one write, when ws.c holds
+ * nothing of its own (its FIFO and wslay's queue are empty, so no frame of
+ * ws.c is half written and none is waiting to go before these); otherwise
+ * the frames are handed to ws.c one by one, after what it holds. */
+static void client_flush(struct mclient *cl) {
+  struct mock_server *srv = cl->srv;
+  size_t off = 0;
+  int rc;
+  if (cl->batch.len == 0)
+    return;
+  if (!ws_ready(cl)) {
+    buf_reset(&cl->batch);
+    return;
+  }
+  if (ws_queued_bytes(&cl->ws) == conn_write_queue_size(&cl->conn)) {
+    rc = conn_write(&cl->conn, cl->batch.data, cl->batch.len);
+    if (rc != BL_EFULL) {
+      if (rc != 0)
+        log_limited(BL_LOG_WARN, MOD, "write to client %llu failed: %s",
+                    (unsigned long long)cl->id, bl_strerror(rc));
+      buf_reset(&cl->batch);
+      return;
+    }
+  }
+  for (;;) {
+    size_t po, plen;
+    long n = fmt_ws_frame_next(cl->batch.data + off, cl->batch.len - off, &po,
+                               &plen);
+    if (n <= 0)
+      break;
+    if (ws_send_text(&cl->ws, cl->batch.data + off + po, plen) != 0) {
+      cl->sent--;
+      srv->frames_sent--;
+      cl->dropped++;
+      srv->frames_dropped++;
+    }
+    off += (size_t)n;
+  }
+  buf_reset(&cl->batch);
+}
+
+static void flush_all(struct mock_server *srv) {
+  struct mclient *cl;
+  for (cl = srv->clients; cl; cl = cl->next)
+    if (cl->batch.len)
+      client_flush(cl);
+}
+
+/* Queues one frame for |cl| in its batch (the generators' path). */
+static int batch_text(struct mclient *cl, const char *data, size_t len) {
+  int rc = fmt_ws_text_frame(&cl->batch, data, len);
   if (rc == 0) {
     cl->sent++;
     cl->srv->frames_sent++;
@@ -392,20 +466,50 @@ static int send_text(struct mclient *cl, const char *data, size_t len) {
   return rc;
 }
 
-/* Starts a frame for stream |sid| in srv->fb: the combined prefix. */
+/* Sends one frame through ws.c (control answers and faults), after the
+ * batch. */
+static int send_text(struct mclient *cl, const char *data, size_t len) {
+  int rc;
+  client_flush(cl);
+  rc = ws_send_text(&cl->ws, data, len);
+  if (rc == 0) {
+    cl->sent++;
+    cl->srv->frames_sent++;
+  } else {
+    cl->dropped++;
+    cl->srv->frames_dropped++;
+  }
+  return rc;
+}
+
+static const char *const kind_suffix[ST_KLINE0] = {"@aggTrade", "@ticker",
+                                                   "@depth", "@depth@100ms"};
+
+/* Starts a frame for stream |sid| in srv->fb: the combined prefix
+ * {"stream":"<name>","data": (the name as st_name writes it). */
 static int frame_begin(struct mock_server *srv, int sid) {
-  char name[96];
-  int n = st_name(&srv->market, sid, name, sizeof name);
+  int s = sid / ST_NKINDS, kind = sid % ST_NKINDS;
+  const char *lo = srv->market.sym[s].lower;
+  char *p;
   buf_reset(&srv->fb);
-  if (n < 0 || buf_append_str(&srv->fb, "{\"stream\":\"") != 0 ||
-      buf_append(&srv->fb, name, (size_t)n) != 0 ||
-      buf_append_str(&srv->fb, "\",\"data\":") != 0)
+  if (buf_reserve(&srv->fb, 128) != 0)
     return BL_ETOOBIG;
+  p = srv->fb.data;
+  memcpy(p, "{\"stream\":\"", 11);
+  p = fmt_str(p + 11, lo);
+  if (kind < ST_KLINE0) {
+    p = fmt_str(p, kind_suffix[kind]);
+  } else {
+    p = fmt_str(p, "@kline_");
+    p = fmt_str(p, mk_interval_name(kind - ST_KLINE0));
+  }
+  memcpy(p, "\",\"data\":", 9);
+  srv->fb.len = (size_t)(p + 9 - srv->fb.data);
   srv->fb_prefix = srv->fb.len;
   return 0;
 }
 
-/* Sends the frame in srv->fb (payload appended) to every subscriber. */
+/* Queues the frame in srv->fb (payload appended) for every subscriber. */
 static void frame_send(struct mock_server *srv, int sid) {
   struct mclient *cl;
   const char *comb, *raw;
@@ -427,13 +531,13 @@ static void frame_send(struct mock_server *srv, int sid) {
     if (srv->stall || cl->stalled)
       continue;
     for (r = 0; r < reps; r++) {
-      if (ws_queued_bytes(&cl->ws) > srv->opt.client_queue_max) {
+      if (client_queued(cl) > srv->opt.client_queue_max) {
         cl->dropped++;
         srv->frames_dropped++;
         continue;
       }
-      if (send_text(cl, cl->subs->combined ? comb : raw,
-                    cl->subs->combined ? clen : rlen) == 0)
+      if (batch_text(cl, cl->subs->combined ? comb : raw,
+                     cl->subs->combined ? clen : rlen) == 0)
         srv->frames_per_stream[sid]++;
     }
   }
@@ -561,7 +665,7 @@ static void replay_client(struct mock_server *srv, struct mclient *cl) {
       if (due > (double)elapsed_ms)
         break;
     }
-    if (ws_queued_bytes(&cl->ws) > srv->opt.client_queue_max)
+    if (client_queued(cl) > srv->opt.client_queue_max)
       break; /* wait for the client */
     if (!f->stream_len ||
         st_subs_has_name(cl->subs, rp->ws_text + f->stream_off,
@@ -573,15 +677,16 @@ static void replay_client(struct mock_server *srv, struct mclient *cl) {
       }
       for (r = 0; r < reps; r++) {
         if (cl->subs->combined)
-          send_text(cl, rp->ws_text + f->off, f->len);
+          batch_text(cl, rp->ws_text + f->off, f->len);
         else
-          send_text(cl, rp->ws_text + f->data_off, f->data_len);
+          batch_text(cl, rp->ws_text + f->data_off, f->data_len);
         srv->replay_sent++;
       }
       n++;
     }
     cl->rp_pos++;
   }
+  client_flush(cl);
 }
 
 /* --------------------------------------------------------- housekeeping */
@@ -598,6 +703,7 @@ static void client_housekeeping(struct mock_server *srv, struct mclient *cl,
              (unsigned long long)cl->id,
              (unsigned long long)(cl->ws.frames_in - old));
     srv->ws_closed_rate++;
+    client_flush(cl);
     ws_shutdown(&cl->ws, 1008, "Too many requests");
     return;
   }
@@ -623,26 +729,49 @@ static void client_housekeeping(struct mock_server *srv, struct mclient *cl,
       cl->ping_outstanding = 1;
       cl->ping_sent = mono;
     }
+    client_flush(cl);
     ws_send_ping(&cl->ws, cl->ping_payload, (size_t)n);
   }
 }
 
-static int any_client_backed_up(struct mock_server *srv) {
+/* Fast mode: whether the market clock may advance. Only while someone
+ * takes frames: not while stalled, not without a subscribed client, and
+ * not while any client has more than half of its queue limit waiting. */
+static int fast_may_run(struct mock_server *srv) {
   struct mclient *cl;
-  for (cl = srv->clients; cl; cl = cl->next)
-    if (ws_ready(cl) && !cl->stalled && !srv->stall &&
-        ws_queued_bytes(&cl->ws) > srv->opt.client_queue_max / 2)
-      return 1;
-  return 0;
+  int any = 0;
+  if (srv->stall)
+    return 0;
+  for (cl = srv->clients; cl; cl = cl->next) {
+    if (!ws_ready(cl) || cl->stalled || !cl->subs || cl->subs->n == 0)
+      continue;
+    if (client_queued(cl) > srv->opt.client_queue_max / 2)
+      return 0;
+    any = 1;
+  }
+  return any;
 }
 
+/* Fast mode, once per loop iteration: up to FAST_STEPS steps of 2 ms of
+ * market time (the same steps as one per iteration, so the same events),
+ * until a client has FAST_BATCH bytes batched, then one write per client. */
 static void on_idle(uv_idle_t *h) {
   struct mock_server *srv = h->data;
-  if (any_client_backed_up(srv)) {
-    uv_idle_stop(&srv->idle); /* the tick restarts it */
-    return;
+  int step;
+  for (step = 0; step < FAST_STEPS; step++) {
+    struct mclient *cl;
+    int full = 0;
+    if (!fast_may_run(srv)) {
+      uv_idle_stop(&srv->idle); /* the tick restarts it */
+      break;
+    }
+    gen_all(srv, srv->now + 2);
+    for (cl = srv->clients; cl; cl = cl->next)
+      full |= cl->batch.len >= FAST_BATCH;
+    if (full)
+      break;
   }
-  gen_all(srv, srv->now + 2);
+  flush_all(srv);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -657,10 +786,11 @@ static void on_tick(uv_timer_t *t) {
       replay_client(srv, cl);
     }
   } else if (srv->fast) {
-    if (!uv_is_active((uv_handle_t *)&srv->idle) && !any_client_backed_up(srv))
+    if (!uv_is_active((uv_handle_t *)&srv->idle) && fast_may_run(srv))
       uv_idle_start(&srv->idle, on_idle);
   } else {
     gen_all(srv, wall_ms());
+    flush_all(srv);
   }
   if (++srv->ticks % 10 == 0) {
     for (cl = srv->clients; cl; cl = next) {
@@ -705,6 +835,7 @@ static void wc_on_message(struct ws *ws, int binary, const char *data,
   /* the ring starts at zeros: a new connection had 0 frames 1 s ago */
   if (ws->frames_in - cl->rx_ring[cl->rx_pos] > 5) {
     srv->ws_closed_rate++;
+    client_flush(cl);
     ws_shutdown(ws, 1008, "Too many requests");
     return;
   }
@@ -718,6 +849,7 @@ static void wc_on_message(struct ws *ws, int binary, const char *data,
                  cl->subs, data, len, &reply, eff) == 0) {
     if (!srv->replay_mode)
       apply_effect(cl, eff);
+    client_flush(cl);
     ws_send_text(ws, reply.data, reply.len);
   }
   buf_free(&reply);

@@ -3,7 +3,8 @@
  * formatting: consecutive trade ids, closed-form aggregates against a
  * brute-force sum, kline consistency between WS frames and REST rows,
  * bars of one interval summing to the next, order-book diffs that rebuild
- * the snapshot, calendar bars, number formatting.
+ * the snapshot, calendar bars, number formatting (the fast paths too), the
+ * reference-price memo, server WebSocket framing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -304,6 +305,121 @@ static void number_formatting(void **state) {
   assert_string_equal(b, "15.00000001");
 }
 
+static void number_formatting_edges(void **state) {
+  char b[80], *e;
+  (void)state;
+  e = fmt_dec8(b, INT64_MIN);
+  *e = 0;
+  assert_string_equal(b, "-92233720368.54775808");
+  e = fmt_dec8(b, INT64_MAX);
+  *e = 0;
+  assert_string_equal(b, "92233720368.54775807");
+  e = fmt_dec8(b, 1);
+  *e = 0;
+  assert_string_equal(b, "0.00000001");
+  e = fmt_dec8(b, 100000000);
+  *e = 0;
+  assert_string_equal(b, "1.00000000");
+  e = fmt_i64(b, 1000000000000000000LL);
+  *e = 0;
+  assert_string_equal(b, "1000000000000000000");
+  e = fmt_i64(b, 7);
+  *e = 0;
+  assert_string_equal(b, "7");
+  /* beyond 64 bits: the 128-bit path */
+  e = fmt_dec16(b,
+                (__int128)1000000000000000LL * 1000000000000000LL + 50000000);
+  *e = 0;
+  assert_string_equal(b, "100000000000000.00000001");
+  e = fmt_dec16(b, -((__int128)15 * 100000000 * 100000000 + 50000000));
+  *e = 0;
+  assert_string_equal(b, "-15.00000001");
+  e = fmt_fixed128(b, -1234, 3); /* ticker percentages */
+  *e = 0;
+  assert_string_equal(b, "-1.234");
+  e = fmt_fixed128(b, 5, 3);
+  *e = 0;
+  assert_string_equal(b, "0.005");
+}
+
+/* Minutes that share a slot of the reference-price memo keep their own
+ * prices (each checked against a fresh market that computed it once). */
+static void mid_memo_slots(void **state) {
+  struct mk_market a, b1, b2;
+  int64_t t1 = NOW, t2 = NOW + (int64_t)MK_MID_CACHE * 60000, v1, v2;
+  int i;
+  (void)state;
+  assert_int_equal(mk_market_init(&a, 3, 9, 30.0), 0);
+  assert_int_equal(mk_market_init(&b1, 3, 9, 30.0), 0);
+  assert_int_equal(mk_market_init(&b2, 3, 9, 30.0), 0);
+  v1 = mk_mid_ticks(&b1, 2, t1);
+  v2 = mk_mid_ticks(&b2, 2, t2);
+  assert_true(v1 != v2);
+  for (i = 0; i < 3; i++) {
+    assert_int_equal(mk_mid_ticks(&a, 2, t1), v1);
+    assert_int_equal(mk_mid_ticks(&a, 2, t1), v1);
+    assert_int_equal(mk_mid_ticks(&a, 2, t2), v2);
+  }
+  assert_int_equal(mk_mid_ticks(&a, 2, 0), mid_compute(&a.sym[2], 0));
+  mk_market_free(&a);
+  mk_market_free(&b1);
+  mk_market_free(&b2);
+}
+
+/* Server frames as RFC 6455 lays them out: FIN + text, no mask, 7-bit,
+ * 16-bit and 64-bit lengths; the reader finds each whole frame only. */
+static void ws_text_framing(void **state) {
+  static const size_t lens[] = {0, 5, 125, 126, 200, 65535, 65536, 70000};
+  struct buf b;
+  char *payload = malloc(70000);
+  size_t i, off = 0, po, pl;
+  long n;
+  (void)state;
+  assert_non_null(payload);
+  for (i = 0; i < 70000; i++)
+    payload[i] = (char)('a' + i % 26);
+  buf_init(&b, 1u << 20);
+  for (i = 0; i < sizeof lens / sizeof lens[0]; i++)
+    assert_int_equal(fmt_ws_text_frame(&b, payload, lens[i]), 0);
+  for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    const unsigned char *h = (const unsigned char *)b.data + off;
+    size_t hl = lens[i] < 126 ? 2 : lens[i] < 65536 ? 4 : 10;
+    assert_int_equal(h[0], 0x81);
+    if (hl == 2) {
+      assert_int_equal(h[1], lens[i]);
+    } else if (hl == 4) {
+      assert_int_equal(h[1], 126);
+      assert_int_equal(((size_t)h[2] << 8) | h[3], lens[i]);
+    } else {
+      assert_int_equal(h[1], 127);
+      assert_int_equal(h[2] | h[3] | h[4] | h[5] | h[6], 0);
+      assert_int_equal(((size_t)h[7] << 16) | ((size_t)h[8] << 8) | h[9],
+                       lens[i]);
+    }
+    assert_int_equal(
+        fmt_ws_frame_next(b.data + off, hl + lens[i] - 1, &po, &pl), 0);
+    assert_int_equal(fmt_ws_frame_next(b.data + off, 1, &po, &pl), 0);
+    n = fmt_ws_frame_next(b.data + off, b.len - off, &po, &pl);
+    assert_int_equal(n, (long)(hl + lens[i]));
+    assert_int_equal(po, hl);
+    assert_int_equal(pl, lens[i]);
+    if (pl > 0)
+      assert_memory_equal(b.data + off + po, payload, pl);
+    off += (size_t)n;
+  }
+  assert_int_equal(off, b.len);
+  /* the limit is a designed path */
+  {
+    struct buf small;
+    buf_init(&small, 64);
+    assert_int_equal(fmt_ws_text_frame(&small, payload, 100), BL_ETOOBIG);
+    assert_int_equal(small.len, 0);
+    buf_free(&small);
+  }
+  buf_free(&b);
+  free(payload);
+}
+
 static void agg_trade_frame_shape(void **state) {
   struct buf b;
   struct mk_trade tr;
@@ -340,6 +456,9 @@ int main(void) {
       cmocka_unit_test(ws_kline_equals_rest_row),
       cmocka_unit_test(depth_diffs_rebuild_book),
       cmocka_unit_test(number_formatting),
+      cmocka_unit_test(number_formatting_edges),
+      cmocka_unit_test(mid_memo_slots),
+      cmocka_unit_test(ws_text_framing),
       cmocka_unit_test(agg_trade_frame_shape),
   };
   return cmocka_run_group_tests_name("mock_market", tests, setup, teardown);
