@@ -71,8 +71,15 @@ is "$(h_psql "SELECT (extract(epoch FROM last_data_time)*1000)::bigint FROM sync
    "$((1700000000000 + 10 * 7))" "sync_status after COPY: the newest committed trade_time"
 is "$(h_psql "SELECT (extract(epoch FROM last_data_time)*1000)::bigint FROM sync_status WHERE symbol='BTCUSDT' AND data_type='trade' AND interval=''")" \
    "$((1700000000000 + 5100 * 7))" "sync_status across COPY and statement batches keeps the newest"
-is "$(h_psql "SELECT count(*) FROM tickers WHERE symbol='BTCUSDT'")" "400" "every ticker stored"
+is "$(h_psql "SELECT count(*) FROM tickers WHERE symbol='BTCUSDT'")" "410" "every ticker stored, 10 of them by COPY"
+is "$(h_psql "SELECT price::text, volume_24h::text, (extract(epoch FROM timestamp)*1000)::bigint, trades_count_24h FROM tickers WHERE symbol='BTCUSDT' AND price = 30405")" \
+   "30405.00000000|123456789012345678901234.123456789012|$((1700000000000 + 405 * 1000))|1405" \
+   "a COPY'd ticker keeps its exact decimals, time and counts"
+is "$(h_psql "SELECT last_update_id, bids->0->>1, asks::text, (extract(epoch FROM timestamp)*1000)::bigint FROM depth_snapshots WHERE symbol='ETHUSDT'")" \
+   "77|1.5|[[\"2001.00\", \"0.25\"]]|$((1700000000000 + 5))" "a COPY'd depth snapshot keeps its levels as jsonb"
+is "$(h_psql "SELECT count(*) FROM sync_status WHERE symbol IN ('BTCUSDT','ETHUSDT') AND data_type IN ('ticker','depth')")" "3" \
+   "sync_status rows for tickers and snapshots after COPY"
 STORE_LOAD_COPY=1 "$BUILD/t/store_load" >/dev/null 2>&1
 is "$(h_psql "SELECT (SELECT count(*) FROM trades) + (SELECT count(*) FROM klines) + (SELECT count(*) FROM tickers) + (SELECT count(*) FROM depth_snapshots)")" \
-   "$((5100 + 10 + 10 + 8 + 400 + 3))" "a second identical run with COPY adds no row"
+   "$((5100 + 10 + 10 + 8 + 410 + 4))" "a second identical run with COPY adds no row"
 done_testing

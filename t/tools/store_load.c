@@ -15,7 +15,8 @@
  * Then it waits until nothing is pending.
  * With STORE_LOAD_COPY=1 the store also has its COPY connection, and once
  * that is up a second phase queues trades 2501..5000 of BTCUSDT and 1..10
- * of ETHUSDT (new rows: they go by COPY), waits, then 4901..5100 of
+ * of ETHUSDT, 10 more tickers and an ETHUSDT depth snapshot (new rows:
+ * they go by COPY), waits, then 4901..5100 of
  * BTCUSDT (100 already stored) and one BADUSDT trade whose price is not a
  * number: that COPY is refused and the batch goes through the statement,
  * which skips the 100 and isolates the bad row.
@@ -126,10 +127,11 @@ static void store_closed(struct store *s) {
   pg_close(&pg, 5000, NULL);
 }
 
-static int copy_phase; /* STORE_LOAD_COPY: 1 (waiting), 2, 3 (done) */
+static uint64_t start_ms; /* uv_now() at start: uv_now is not 0-based */
+static int copy_phase;    /* STORE_LOAD_COPY: 1 (waiting), 2, 3 (done) */
 
 static void check(uv_timer_t *t) {
-  if (store_pending(&st) && uv_now(&loop) < 30000)
+  if (store_pending(&st) && uv_now(&loop) - start_ms < 30000)
     return;
   if (copy_phase == 1 && pgcopy_is_up(&st.copy[0]) &&
       pgcopy_is_up(&st.copy[1])) {
@@ -137,6 +139,11 @@ static void check(uv_timer_t *t) {
       trade(id);
     for (int64_t id = 1; id <= 10; id++)
       trade_of("ETHUSDT", id, NULL);
+    for (int i = 400; i < 410; i++)
+      ticker(i);
+    if (store_depth(&st, "ETHUSDT", BASE_MS + 5, 77, "[[\"2000.00\",\"1.5\"]]",
+                    "[[\"2001.00\",\"0.25\"]]"))
+      fprintf(stderr, "FAIL: store_depth\n");
     copy_phase = 2;
     return;
   }
@@ -147,7 +154,7 @@ static void check(uv_timer_t *t) {
     copy_phase = 3;
     return;
   }
-  if (copy_phase == 1 && uv_now(&loop) < 30000)
+  if (copy_phase == 1 && uv_now(&loop) - start_ms < 30000)
     return;
   uv_timer_stop(t);
   uv_close((uv_handle_t *)t, NULL);
@@ -204,6 +211,7 @@ int main(void) {
                     "[[\"30001.00\",\"0.5\"]]"))
       fprintf(stderr, "FAIL: store_depth\n");
 
+  start_ms = uv_now(&loop);
   uv_timer_init(&loop, &waiter);
   uv_timer_start(&waiter, check, 50, 50);
   uv_run(&loop, UV_RUN_DEFAULT);
