@@ -311,31 +311,12 @@ static int begin_row(struct store *st, struct packer *p) {
 
 static void flush_table(struct store *st, struct store_table_q *q);
 
-/* The COPY connection that is up with the fewest jobs, or NULL. */
-static struct pgcopy *copy_conn(struct store *st) {
-  struct pgcopy *best = NULL;
-  for (int i = 0; st->copy_on && i < STORE_COPY_CONNS; i++)
-    if (pgcopy_is_up(&st->copy[i]) &&
-        (!best || pgcopy_pending(&st->copy[i]) < pgcopy_pending(best)))
-      best = &st->copy[i];
-  return best;
-}
-
 /* Rows one batch of |q| may take (see STORE_COPY_FACTOR). */
-static int batch_limit(struct store *st, const struct store_table_q *q) {
-  if (copies[q->table].sql && !st->closing && copy_conn(st))
+static int batch_limit(const struct store *st, const struct store_table_q *q) {
+  if (st->copy_on && copies[q->table].sql && !st->closing &&
+      pgcopy_is_up(&st->copy))
     return STORE_COPY_FACTOR * st->opts.batch_size;
   return st->opts.batch_size;
-}
-
-/* 1 when a batch of batch_size rows should leave now: no COPY connection
- * is taking the table's rows, or one is idle. */
-static int batch_due(struct store *st, const struct store_table_q *q) {
-  struct pgcopy *pc;
-  if (q->n_rows < st->opts.batch_size)
-    return 0;
-  pc = copies[q->table].sql && !st->closing ? copy_conn(st) : NULL;
-  return !pc || !pgcopy_pending(pc);
 }
 
 /* Appends a packed row to a table's waiting rows. |fresh|: a new row (not
@@ -364,7 +345,8 @@ static int queue_row(struct store *st, struct store_table_q *q, const char *row,
   q->seq_in++;
   if (fresh)
     q->rows_in++;
-  if (q->n_rows >= batch_limit(st, q) || batch_due(st, q))
+  if (q->n_rows >= batch_limit(st, q) ||
+      (q->n_rows >= st->opts.batch_size && !q->copy_fly))
     flush_table(st, q);
   return 0;
 }
@@ -565,9 +547,9 @@ static int stmt_waiting(const struct store_table_q *q) {
  * table under load switches back to COPY once they are done). */
 static int copy_try(struct store *st, struct store_batch *b) {
   struct store_table_q *q = &st->q[b->table];
-  struct pgcopy *pc = copy_conn(st);
   int rv;
-  if (!pc || !copies[b->table].sql || b->no_copy || st->closing)
+  if (!st->copy_on || !copies[b->table].sql || b->no_copy || st->closing ||
+      !pgcopy_is_up(&st->copy))
     return 0;
   if (q->stmt_fly || stmt_waiting(q))
     return -1;
@@ -581,7 +563,7 @@ static int copy_try(struct store *st, struct store_batch *b) {
   b->job.len = b->copy.len;
   b->job.cb = copy_done;
   b->job.data = b;
-  rv = pgcopy_submit(pc, &b->job);
+  rv = pgcopy_submit(&st->copy, &b->job);
   if (rv == BL_EFULL)
     return -1;
   return rv == 0;
@@ -700,8 +682,7 @@ static void pg_watch(struct store *st) {
       /* Once pg is up the schema is in place (the app starts pg after
        * its migrations), so COPY does not meet missing tables. */
       st->copy_started = 1;
-      for (int i = 0; i < STORE_COPY_CONNS; i++)
-        pgcopy_start(&st->copy[i]);
+      pgcopy_start(&st->copy);
     }
   } else if (!st->pg_down) {
     st->pg_down = 1;
@@ -1092,7 +1073,7 @@ static void sync_flush(struct store *st, enum store_table t, int now) {
   sy->job.params = sy->params;
   sy->job.cb = sync_done;
   sy->job.data = sy;
-  if (!copy_conn(st) || pgcopy_submit(copy_conn(st), &sy->job))
+  if (pgcopy_submit(&st->copy, &sy->job))
     return; /* kept pending: the next tick tries again */
   for (int i = 0; i < sy->n; i++)
     sy->ents[i].pending = 0;
@@ -1137,7 +1118,7 @@ static void copy_done(struct pgcopy_job *job, int status, const char *err) {
     q->n_held -= b->n_rows;
     sync_flush(st, b->table, st->closing);
     batch_free(b);
-    if (batch_due(st, q))
+    if (!q->copy_fly && q->n_rows >= st->opts.batch_size)
       flush_table(st, q); /* the rows that waited for this COPY */
   } else {
     /* Not committed, or not known to be: the statement skips what the
@@ -1307,14 +1288,12 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
       buf_init(&sy->times, STORE_ARRAY_MAX);
       st->sync[t] = sy;
     }
-    for (int i = 0; i < STORE_COPY_CONNS; i++) {
-      rv = pgcopy_init(loop, &st->copy[i], &co);
-      if (rv)
-        return rv;
-      st->copy[i].data = st;
-      st->copy_open_++;
-    }
+    rv = pgcopy_init(loop, &st->copy, &co);
+    if (rv)
+      return rv;
+    st->copy.data = st;
     st->copy_on = 1;
+    st->copy_open_ = 1;
   }
   rv = uv_timer_init(loop, &st->timer);
   if (rv)
@@ -1579,7 +1558,7 @@ static void maybe_closed(struct store *st) {
 
 static void copy_closed(struct pgcopy *pc) {
   struct store *st = pc->data;
-  st->copy_open_--;
+  st->copy_open_ = 0;
   maybe_closed(st);
 }
 
@@ -1590,8 +1569,7 @@ void store_close(struct store *st, void (*cb)(struct store *st)) {
   if (st->copy_on) {
     for (int t = 0; t < STORE_NTABLES; t++)
       sync_flush(st, (enum store_table)t, 1);
-    for (int i = 0; i < STORE_COPY_CONNS; i++)
-      pgcopy_close(&st->copy[i], STORE_COPY_CLOSE_MS, copy_closed);
+    pgcopy_close(&st->copy, STORE_COPY_CLOSE_MS, copy_closed);
   }
   uv_close((uv_handle_t *)&st->timer, timer_closed);
 }

@@ -89,8 +89,6 @@ struct store_opts {
 struct store_batch;
 struct store_sync;
 
-#define STORE_COPY_CONNS 2
-
 struct store_table_q {
   enum store_table table;
   struct buf rows;           /* packed rows waiting for a batch */
@@ -136,12 +134,12 @@ struct store {
                                numbers it reached, oldest first */
   int nmarks, capmarks;
   uint64_t rows_spooled, rows_replayed, spool_refused, spool_episodes;
-  /* COPY: two connections, so that one loads while the other waits for
-   * this loop's next turn (each COPY takes two round trips). */
-  struct pgcopy copy[STORE_COPY_CONNS];
-  int copy_on;                            /* COPY connections are configured */
-  int copy_open_;                         /* connections not yet closed */
-  int copy_started;                       /* started once pg was first up */
+  /* COPY */
+  struct pgcopy copy;
+  int copy_on;      /* a COPY connection is configured */
+  int copy_open_;   /* not yet closed */
+  int copy_started; /* started once pg was first up */
+  struct pg_stmt sync_stmt;
   struct store_sync *sync[STORE_NTABLES]; /* per COPY table */
   uint64_t copy_batches, copy_fallbacks;
 };

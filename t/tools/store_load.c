@@ -133,8 +133,7 @@ static int copy_phase;    /* STORE_LOAD_COPY: 1 (waiting), 2, 3 (done) */
 static void check(uv_timer_t *t) {
   if (store_pending(&st) && uv_now(&loop) - start_ms < 30000)
     return;
-  if (copy_phase == 1 && pgcopy_is_up(&st.copy[0]) &&
-      pgcopy_is_up(&st.copy[1])) {
+  if (copy_phase == 1 && pgcopy_is_up(&st.copy)) {
     for (int64_t id = 2501; id <= 5000; id++)
       trade(id);
     for (int64_t id = 1; id <= 10; id++)
