@@ -1096,8 +1096,9 @@ static void sync_done(struct pgcopy_job *job, int status, const char *err) {
     log_limited(BL_LOG_WARN, "store",
                 "%s: sync_status update after COPY failed (%s): %s",
                 tables[sy->table].name, bl_strerror(status), err ? err : "");
-  if (st->closing)
-    sync_flush(st, sy->table, 1);
+  if (st->closing) /* the COPY connection takes one job at a time */
+    for (int t = 0; t < STORE_NTABLES; t++)
+      sync_flush(st, (enum store_table)t, 1);
   if (st->q[sy->table].ready)
     resubmit_ready(st);
   maybe_closed(st);
@@ -1116,7 +1117,9 @@ static void copy_done(struct pgcopy_job *job, int status, const char *err) {
     sync_note(st, b);
     q->rows_written += (uint64_t)b->n_rows;
     q->n_held -= b->n_rows;
-    sync_flush(st, b->table, st->closing);
+    for (int t = 0; t < STORE_NTABLES; t++)
+      if (st->closing || t == (int)b->table)
+        sync_flush(st, (enum store_table)t, st->closing);
     batch_free(b);
     if (!q->copy_fly && q->n_rows >= st->opts.batch_size)
       flush_table(st, q); /* the rows that waited for this COPY */
@@ -1274,6 +1277,13 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
     memset(&co, 0, sizeof co);
     co.conn = *st->opts.copy_conn;
     co.conn.application_name = "binance-live-copy";
+    /* One job at a time: a refused COPY's batch then goes through the
+     * statement before any later batch of its table (copy_try holds them
+     * while it waits), so rows still commit in order and the start-up
+     * repair, which looks above the newest stored row, misses nothing
+     * after a crash. The next COPY starts in the completion callback,
+     * so this costs no round trip. */
+    co.max_jobs = 1;
     for (int t = 0; t < STORE_NTABLES; t++) {
       struct store_sync *sy;
       if (!copies[t].sql)
