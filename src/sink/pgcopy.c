@@ -16,8 +16,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/decimal.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "sink/pg.h"
@@ -41,79 +41,167 @@ static uint32_t pgcopy_rand(struct pgcopy *pc) {
   return pc->rng_;
 }
 
-/* ---- COPY text format ---- */
+/* ---- COPY binary format ---- */
 
-int pgcopy_add_text(struct buf *b, const char *s, size_t len) {
-  size_t start = 0;
-  int rv = 0;
-  for (size_t i = 0; i < len && !rv; i++) {
-    char esc;
-    switch (s[i]) {
-    case '\\':
-      esc = '\\';
-      break;
-    case '\t':
-      esc = 't';
-      break;
-    case '\n':
-      esc = 'n';
-      break;
-    case '\r':
-      esc = 'r';
-      break;
-    default:
-      continue;
-    }
-    rv = buf_append(b, s + start, i - start);
-    if (!rv)
-      rv = buf_append_char(b, '\\');
-    if (!rv)
-      rv = buf_append_char(b, esc);
-    start = i + 1;
-  }
+static int put_be16(struct buf *b, int v) {
+  unsigned char x[2] = {(unsigned char)((unsigned)v >> 8), (unsigned char)v};
+  return buf_append(b, x, 2);
+}
+
+static int put_be32(struct buf *b, int32_t v) {
+  uint32_t u = (uint32_t)v;
+  unsigned char x[4] = {(unsigned char)(u >> 24), (unsigned char)(u >> 16),
+                        (unsigned char)(u >> 8), (unsigned char)u};
+  return buf_append(b, x, 4);
+}
+
+static int put_be64(struct buf *b, int64_t v) {
+  uint64_t u = (uint64_t)v;
+  unsigned char x[8];
+  for (int i = 7; i >= 0; i--, u >>= 8)
+    x[i] = (unsigned char)u;
+  return buf_append(b, x, 8);
+}
+
+int pgcopy_bin_begin(struct buf *b) {
+  static const char sig[11] = "PGCOPY\n\377\r\n";
+  int rv = buf_append(b, sig, sizeof sig); /* with its NUL */
   if (!rv)
-    rv = buf_append(b, s + start, len - start);
-  return rv ? rv : buf_append_char(b, '\t');
+    rv = put_be32(b, 0);           /* flags */
+  return rv ? rv : put_be32(b, 0); /* header extension length */
 }
 
-int pgcopy_add_i64(struct buf *b, int64_t v) {
-  char tmp[24];
-  int n = snprintf(tmp, sizeof tmp, "%" PRId64 "\t", v);
-  return buf_append(b, tmp, (size_t)n);
+int pgcopy_bin_row(struct buf *b, int nfields) {
+  return put_be16(b, nfields);
 }
 
-int pgcopy_add_ms(struct buf *b, int64_t ms) {
-  int64_t sec = ms / 1000, frac = ms % 1000;
-  time_t t;
-  struct tm tm;
-  char tmp[48];
-  int n;
-  if (frac < 0) {
-    frac += 1000;
-    sec--;
+int pgcopy_bin_end(struct buf *b) {
+  return put_be16(b, -1);
+}
+
+int pgcopy_bin_null(struct buf *b) {
+  return put_be32(b, -1);
+}
+
+int pgcopy_bin_text(struct buf *b, const char *s, size_t len) {
+  int rv;
+  if (len > INT32_MAX)
+    return BL_ETOOBIG;
+  rv = put_be32(b, (int32_t)len);
+  return rv ? rv : buf_append(b, s, len);
+}
+
+int pgcopy_bin_jsonb(struct buf *b, const char *s, size_t len) {
+  int rv;
+  if (len >= INT32_MAX)
+    return BL_ETOOBIG;
+  rv = put_be32(b, (int32_t)len + 1);
+  if (!rv)
+    rv = buf_append_char(b, 1); /* jsonb's binary format: version 1, text */
+  return rv ? rv : buf_append(b, s, len);
+}
+
+int pgcopy_bin_i64(struct buf *b, int64_t v) {
+  int rv = put_be32(b, 8);
+  return rv ? rv : put_be64(b, v);
+}
+
+int pgcopy_bin_bool(struct buf *b, int v) {
+  int rv = put_be32(b, 1);
+  return rv ? rv : buf_append_char(b, v ? 1 : 0);
+}
+
+/* Unix epoch milliseconds of 2000-01-01 00:00:00 UTC, PostgreSQL's. */
+#define PG_EPOCH_MS INT64_C(946684800000)
+
+int pgcopy_bin_ms(struct buf *b, int64_t ms) {
+  int rv;
+  if (ms > INT64_MAX / 1000 + PG_EPOCH_MS || ms < INT64_MIN / 1000)
+    return BL_EINVAL;
+  rv = put_be32(b, 8);
+  return rv ? rv : put_be64(b, (ms - PG_EPOCH_MS) * 1000);
+}
+
+int pgcopy_numeric_digits(const char *s, size_t len, int16_t *digits,
+                          int *ndigits, int *weight, int *negative,
+                          int *dscale) {
+  /* The decimal point falls on a group boundary: the integer digits are
+   * padded on the left and the fraction on the right to groups of 4. */
+  char pad[3 * PGCOPY_NUMERIC_MAX_DIGITS * 4];
+  size_t n = 0, i = 0, ni, nf = 0, start;
+  const char *dot;
+  int nd = 0, w, lead;
+  if (!dec_valid(s, len))
+    return BL_EINVAL;
+  *negative = s[0] == '-';
+  i = (size_t)*negative;
+  dot = memchr(s, '.', len);
+  ni = (dot ? (size_t)(dot - s) : len) - i;
+  while (ni > 1 && s[i] == '0') { /* leading zeros */
+    i++;
+    ni--;
   }
-  t = (time_t)sec;
-  if (!gmtime_r(&t, &tm))
-    return BL_EINVAL;
-  n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00\t",
-               tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-               tm.tm_min, tm.tm_sec, (int)frac);
-  return buf_append(b, tmp, (size_t)n);
-}
-
-int pgcopy_add_bool(struct buf *b, int v) {
-  return buf_append(b, v ? "t\t" : "f\t", 2);
-}
-
-int pgcopy_add_null(struct buf *b) {
-  return buf_append(b, "\\N\t", 3);
-}
-
-int pgcopy_row_end(struct buf *b) {
-  if (!b->len || b->data[b->len - 1] != '\t')
-    return BL_EINVAL;
-  b->data[b->len - 1] = '\n';
+  if (ni == 1 && s[i] == '0') {
+    i++;
+    ni = 0;
+  }
+  if (dot)
+    nf = len - (size_t)(dot - s) - 1;
+  lead = (int)((4 - ni % 4) % 4);
+  if (ni + (size_t)lead + nf + 3 > sizeof pad)
+    return BL_ETOOBIG;
+  memset(pad, '0', (size_t)lead);
+  n = (size_t)lead;
+  memcpy(pad + n, s + i, ni);
+  n += ni;
+  w = (int)(n / 4) - 1;
+  if (nf) {
+    memcpy(pad + n, dot + 1, nf);
+    n += nf;
+  }
+  while (n % 4)
+    pad[n++] = '0';
+  start = 0;
+  while (start < n && !memcmp(pad + start, "0000", 4)) { /* leading groups */
+    start += 4;
+    w--;
+  }
+  while (n > start && !memcmp(pad + n - 4, "0000", 4)) /* trailing groups */
+    n -= 4;
+  for (size_t g = start; g < n; g += 4) {
+    if (nd == PGCOPY_NUMERIC_MAX_DIGITS)
+      return BL_ETOOBIG;
+    digits[nd++] = (int16_t)((pad[g] - '0') * 1000 + (pad[g + 1] - '0') * 100 +
+                             (pad[g + 2] - '0') * 10 + (pad[g + 3] - '0'));
+  }
+  if (!nd) {
+    w = 0;
+    *negative = 0; /* PostgreSQL has no negative zero */
+  }
+  *ndigits = nd;
+  *weight = w;
+  *dscale = (int)nf;
   return 0;
+}
+
+int pgcopy_bin_numeric(struct buf *b, const char *s, size_t len) {
+  int16_t d[PGCOPY_NUMERIC_MAX_DIGITS];
+  int nd, w, neg, dscale;
+  int rv = pgcopy_numeric_digits(s, len, d, &nd, &w, &neg, &dscale);
+  if (rv)
+    return rv;
+  rv = put_be32(b, 8 + 2 * nd);
+  if (!rv)
+    rv = put_be16(b, nd);
+  if (!rv)
+    rv = put_be16(b, w);
+  if (!rv)
+    rv = put_be16(b, neg ? 0x4000 : 0);
+  if (!rv)
+    rv = put_be16(b, dscale);
+  for (int k = 0; k < nd && !rv; k++)
+    rv = put_be16(b, d[k]);
+  return rv;
 }
 
 /* ---- jobs ---- */

@@ -128,17 +128,32 @@ unsigned pgcopy_pending(const struct pgcopy *pc);
  * the connection and the handles; |cb| runs last. */
 void pgcopy_close(struct pgcopy *pc, unsigned timeout_ms, pgcopy_close_cb cb);
 
-/* COPY text format (pure; exposed for tests). Each call appends one field
- * followed by a tab; pgcopy_row_end turns the row's last tab into a
- * newline. Text is escaped (backslash, tab, newline, carriage return);
- * pgcopy_add_ms writes epoch milliseconds as a UTC timestamptz literal
- * ("2023-11-14 22:13:20.007+00"). Each returns 0 or BL_ENOMEM/BL_ETOOBIG
- * from the buffer's limit. */
-int pgcopy_add_text(struct buf *b, const char *s, size_t len);
-int pgcopy_add_i64(struct buf *b, int64_t v);
-int pgcopy_add_ms(struct buf *b, int64_t ms);
-int pgcopy_add_bool(struct buf *b, int v);
-int pgcopy_add_null(struct buf *b);
-int pgcopy_row_end(struct buf *b);
+/* COPY binary format (FORMAT binary; pure, exposed for tests): the
+ * server then converts nothing from text (no numeric or timestamp
+ * parsing). A stream is pgcopy_bin_begin, per row pgcopy_bin_row(n) and n
+ * fields, then pgcopy_bin_end. pgcopy_bin_ms writes epoch milliseconds as
+ * a timestamptz; pgcopy_bin_numeric the exchange's decimal text exactly
+ * (digits, weight and display scale as numeric's own binary form; BL_EINVAL
+ * if the text is not dec_valid); pgcopy_bin_jsonb JSON text as jsonb. Each
+ * returns 0, BL_EINVAL, BL_ETOOBIG, or BL_ENOMEM/BL_ETOOBIG from the
+ * buffer's limit. */
+int pgcopy_bin_begin(struct buf *b);
+int pgcopy_bin_row(struct buf *b, int nfields);
+int pgcopy_bin_end(struct buf *b);
+int pgcopy_bin_null(struct buf *b);
+int pgcopy_bin_text(struct buf *b, const char *s, size_t len);
+int pgcopy_bin_jsonb(struct buf *b, const char *s, size_t len);
+int pgcopy_bin_i64(struct buf *b, int64_t v);
+int pgcopy_bin_bool(struct buf *b, int v);
+int pgcopy_bin_ms(struct buf *b, int64_t ms);
+int pgcopy_bin_numeric(struct buf *b, const char *s, size_t len);
+
+/* A decimal's base-10000 digits as numeric stores them (at most
+ * PGCOPY_NUMERIC_MAX_DIGITS), the weight of the first, the sign and the
+ * count of decimals. Returns 0, BL_EINVAL (not dec_valid), BL_ETOOBIG. */
+#define PGCOPY_NUMERIC_MAX_DIGITS 16
+int pgcopy_numeric_digits(const char *s, size_t len, int16_t *digits,
+                          int *ndigits, int *weight, int *negative,
+                          int *dscale);
 
 #endif

@@ -161,7 +161,10 @@ static const struct table_def {
  * which skips known rows and isolates bad ones. */
 static const struct copy_def {
   const char *sql;
-  uint32_t ms_cols;
+  /* Per packed column, how COPY's binary format writes it: t text,
+   * N numeric (from the decimal text), I int8, M timestamptz (from epoch
+   * ms), B bool, J jsonb (from JSON text). */
+  const char *types;
   int time_col;
   const char *data_type;
 } copies[STORE_NTABLES] = {
@@ -170,15 +173,16 @@ static const struct copy_def {
                        "weighted_avg_price, open_price_24h, high_24h, "
                        "low_24h, volume_24h, quote_volume_24h, bid_price, "
                        "bid_qty, ask_price, ask_qty, trades_count_24h, "
-                       "first_trade_id, last_trade_id) FROM STDIN",
-                       1u << 1, 1, "ticker"},
+                       "first_trade_id, last_trade_id) FROM STDIN "
+                       "(FORMAT binary)",
+                       "tMNNNNNNNNNNNNNIII", 1, "ticker"},
     [STORE_TRADES] = {"COPY trades (symbol, agg_trade_id, price, quantity, "
                       "first_trade_id, last_trade_id, trade_time, "
-                      "is_buyer_maker, source) FROM STDIN",
-                      1u << 6, 6, "trade"},
+                      "is_buyer_maker, source) FROM STDIN (FORMAT binary)",
+                      "tINNIIMBt", 6, "trade"},
     [STORE_DEPTH] = {"COPY depth_snapshots (symbol, timestamp, "
-                     "last_update_id, bids, asks) FROM STDIN",
-                     1u << 1, 1, "depth"},
+                     "last_update_id, bids, asks) FROM STDIN (FORMAT binary)",
+                     "tMIJJ", 1, "depth"},
 };
 
 /* sync_status after a COPY: the newest time per symbol of the rows it
@@ -490,34 +494,51 @@ static void batch_done(struct pg_op *op, int status, PGresult *res,
 static void copy_done(struct pgcopy_job *job, int status, const char *err);
 static void resubmit_ready(struct store *st);
 
-/* Builds the COPY text of a batch. */
+/* Builds the COPY data of a batch (binary format). A field that does not
+ * fit its column's type fails the build: the batch then goes through the
+ * statement, which reports and isolates the row. */
 static int batch_build_copy(struct store_batch *b) {
   const struct table_def *def = &tables[b->table];
-  uint32_t ms_cols = copies[b->table].ms_cols;
-  int rv = 0;
+  const char *types = copies[b->table].types;
+  int rv;
   buf_reset(&b->copy);
+  rv = pgcopy_bin_begin(&b->copy);
   for (int i = 0; i < b->n_rows && !rv; i++) {
     struct field f[STORE_MAX_COLS];
     decode_row(b, i, def->ncols, f);
+    rv = pgcopy_bin_row(&b->copy, def->ncols);
     for (int c = 0; c < def->ncols && !rv; c++) {
-      switch (f[c].tag) {
-      case F_TEXT:
-        rv = pgcopy_add_text(&b->copy, f[c].text, f[c].len);
+      int want = f[c].tag == F_TEXT ? 't' : f[c].tag == F_I64 ? 'I' : 'B';
+      if (f[c].tag == F_NULL) {
+        rv = pgcopy_bin_null(&b->copy);
+        continue;
+      }
+      switch (types[c]) {
+      case 't':
+        rv = want == 't' ? pgcopy_bin_text(&b->copy, f[c].text, f[c].len)
+                         : BL_EINVAL;
         break;
-      case F_I64:
-        rv = (ms_cols >> c) & 1 ? pgcopy_add_ms(&b->copy, f[c].i64)
-                                : pgcopy_add_i64(&b->copy, f[c].i64);
+      case 'N':
+        rv = want == 't' ? pgcopy_bin_numeric(&b->copy, f[c].text, f[c].len)
+                         : BL_EINVAL;
         break;
-      case F_BOOL:
-        rv = pgcopy_add_bool(&b->copy, f[c].b);
+      case 'J':
+        rv = want == 't' ? pgcopy_bin_jsonb(&b->copy, f[c].text, f[c].len)
+                         : BL_EINVAL;
         break;
-      default:
-        rv = pgcopy_add_null(&b->copy);
+      case 'I':
+        rv = want == 'I' ? pgcopy_bin_i64(&b->copy, f[c].i64) : BL_EINVAL;
+        break;
+      case 'M':
+        rv = want == 'I' ? pgcopy_bin_ms(&b->copy, f[c].i64) : BL_EINVAL;
+        break;
+      default: /* 'B' */
+        rv = want == 'B' ? pgcopy_bin_bool(&b->copy, f[c].b) : BL_EINVAL;
       }
     }
-    if (!rv)
-      rv = pgcopy_row_end(&b->copy);
   }
+  if (!rv)
+    rv = pgcopy_bin_end(&b->copy);
   b->copy_built = !rv;
   return rv;
 }
@@ -553,7 +574,12 @@ static int copy_try(struct store *st, struct store_batch *b) {
     return 0;
   if (q->stmt_fly || stmt_waiting(q))
     return -1;
-  if (!b->copy_built && batch_build_copy(b)) {
+  if (!b->copy_built && (rv = batch_build_copy(b))) {
+    st->copy_fallbacks++;
+    log_limited(BL_LOG_INFO, "store",
+                "%s: %d rows cannot go by COPY (%s: a value does not fit "
+                "its column); sending them through the statement",
+                tables[b->table].name, b->n_rows, bl_strerror(rv));
     b->no_copy = 1;
     return 0;
   }

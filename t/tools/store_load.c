@@ -149,8 +149,12 @@ static void check(uv_timer_t *t) {
   if (copy_phase == 2) {
     for (int64_t id = 4901; id <= 5100; id++)
       trade(id);
-    trade_of("BADUSDT", 1, "x");
     copy_phase = 3;
+    return;
+  }
+  if (copy_phase == 3) {
+    trade_of("BADUSDT", 1, "x");
+    copy_phase = 4;
     return;
   }
   if (copy_phase == 1 && uv_now(&loop) - start_ms < 30000)
