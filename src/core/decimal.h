@@ -18,14 +18,14 @@
 /* Largest scale (decimals kept) of a fixed-point value: 10^18 fits int64. */
 #define DEC_SCALE_MAX 18
 
-/* Returns 1 when s[0..len) is: an optional '-', one or more digits, and
- * optionally a '.' followed by one or more digits; at most DEC_TEXT_MAX
- * bytes. No '+', exponent, spaces, empty parts ("1.", ".5", "-") or NUL
- * bytes. Returns 0 otherwise. */
 /* Powers of ten that fit a uint64_t: dec_pow10[i] == 10^i, i < 20. */
 #define DEC_POW10_COUNT 20
 extern const uint64_t dec_pow10[DEC_POW10_COUNT];
 
+/* Returns 1 when s[0..len) is: an optional '-', one or more digits, and
+ * optionally a '.' followed by one or more digits; at most DEC_TEXT_MAX
+ * bytes. No '+', exponent, spaces, empty parts ("1.", ".5", "-") or NUL
+ * bytes. Returns 0 otherwise. */
 int dec_valid(const char *s, size_t len);
 
 /* Converts the NUL-terminated decimal |s| to an integer counting units of
