@@ -595,13 +595,58 @@ static int copy_try(struct store *st, struct store_batch *b) {
   return rv == 0;
 }
 
-static void batch_submit(struct store *st, struct store_batch *b) {
+/* A table's held batches, oldest first: they are sent in this order, and a
+ * newer batch never overtakes one held here (rows commit in order). */
+static void ready_push_back(struct store_table_q *q, struct store_batch *b) {
+  b->next = NULL;
+  if (q->ready_tail)
+    q->ready_tail->next = b;
+  else
+    q->ready = b;
+  q->ready_tail = b;
+}
+
+static void ready_push_front(struct store_table_q *q, struct store_batch *b) {
+  b->next = q->ready;
+  q->ready = b;
+  if (!q->ready_tail)
+    q->ready_tail = b;
+}
+
+static void ready_insert_after(struct store_table_q *q, struct store_batch *at,
+                               struct store_batch *b) {
+  b->next = at->next;
+  at->next = b;
+  if (q->ready_tail == at)
+    q->ready_tail = b;
+}
+
+/* Holds |b|: as the oldest (|older|: a batch that was already sent once)
+ * or the newest. */
+static void hold(struct store_table_q *q, struct store_batch *b, int older) {
+  if (older)
+    ready_push_front(q, b);
+  else
+    ready_push_back(q, b);
+}
+
+/* Sends |b| by COPY or statement, or holds it. |older|: |b| is older than
+ * every held batch of its table (a COPY's fallback, a split half, a
+ * retry); otherwise it queues behind them. */
+static void batch_split(struct store *st, struct store_batch *b,
+                        const char *err);
+
+static void batch_submit(struct store *st, struct store_batch *b, int older) {
   struct store_table_q *q = &st->q[b->table];
-  int rv = copy_try(st, b);
+  int rv;
+  if (!older && q->ready) {
+    ready_push_back(q, b);
+    return;
+  }
+  rv = copy_try(st, b);
   if (rv != 0) {
     if (rv < 0) {
-      b->next = q->ready;
-      q->ready = b;
+      hold(q, b, older);
       return;
     }
     st->in_flight++;
@@ -612,8 +657,7 @@ static void batch_submit(struct store *st, struct store_batch *b) {
   }
   if (q->copy_fly) {
     /* Behind the table's COPYs (see copy_fly). */
-    b->next = q->ready;
-    q->ready = b;
+    hold(q, b, older);
     return;
   }
   if (!b->arrays_built) {
@@ -621,8 +665,7 @@ static void batch_submit(struct store *st, struct store_batch *b) {
     if (rv) {
       log_limited(BL_LOG_ERROR, "store", "%s: cannot build a batch: %s",
                   tables[b->table].name, bl_strerror(rv));
-      b->next = q->ready;
-      q->ready = b;
+      hold(q, b, older);
       return;
     }
     b->arrays_built = 1;
@@ -634,18 +677,21 @@ static void batch_submit(struct store *st, struct store_batch *b) {
   b->op.cb = batch_done;
   b->op.data = b;
   rv = pg_submit(st->pg, &b->op);
-  if (rv == BL_EFULL || rv == BL_ETOOBIG) {
-    /* Held until pg drains; a batch too big alone waits the same way and
-     * is split by the drain handler. */
-    b->next = q->ready;
-    q->ready = b;
+  if (rv == BL_ETOOBIG) {
+    /* Over pg's byte bound alone: halves until each fits (a single row
+     * that big is reported and dropped). */
+    snprintf(b->op.sqlstate, sizeof b->op.sqlstate, "%s", "54000");
+    batch_split(st, b, "the batch alone is over the statement size bound");
+    return;
+  }
+  if (rv == BL_EFULL) {
+    hold(q, b, older); /* until pg has room: the tick sends it again */
     return;
   }
   if (rv) {
     log_error("store", "%s: cannot submit a batch: %s", tables[b->table].name,
               bl_strerror(rv));
-    b->next = q->ready;
-    q->ready = b;
+    hold(q, b, older);
     return;
   }
   st->in_flight++;
@@ -692,12 +738,12 @@ static int spill_rows(struct store *st, enum store_table t,
   return kept;
 }
 
-/* The ready list is newest-first: spill it oldest-first. */
+/* Spills a ready list (oldest first). */
 static int spill_ready(struct store *st, struct store_batch *b) {
-  if (!b)
-    return 0;
-  return spill_ready(st, b->next) +
-         spill_rows(st, b->table, &b->rows, &b->offsets, b->n_rows);
+  int n = 0;
+  for (; b; b = b->next)
+    n += spill_rows(st, b->table, &b->rows, &b->offsets, b->n_rows);
+  return n;
 }
 
 static void pg_watch(struct store *st) {
@@ -917,8 +963,11 @@ static void batch_split(struct store *st, struct store_batch *b,
   r->seq0 = b->seq0 + (uint64_t)half;
   l->no_copy = r->no_copy = 1;
   batch_free(b);
-  batch_submit(st, l);
-  batch_submit(st, r);
+  batch_submit(st, l, 1);
+  if (q->ready == l)
+    ready_insert_after(q, l, r); /* l is held: r stays behind it */
+  else
+    batch_submit(st, r, 1);
 }
 
 static int is_data_error(const char *sqlstate) {
@@ -948,8 +997,7 @@ static void batch_done(struct pg_op *op, int status, PGresult *res,
                 "%s: batch of %d rows failed "
                 "(SQLSTATE %s): %s; will retry",
                 tables[b->table].name, b->n_rows, op->sqlstate, err ? err : "");
-    b->next = q->ready;
-    q->ready = b;
+    ready_push_front(q, b);
     st->hold_until_ms = uv_now(st->loop) + 1000;
   } else {
     int kept = 0;
@@ -1166,7 +1214,7 @@ static void copy_done(struct pgcopy_job *job, int status, const char *err) {
                   tables[b->table].name, b->n_rows, bl_strerror(status),
                   err ? err : "");
     b->no_copy = 1;
-    batch_submit(st, b);
+    batch_submit(st, b, 1);
   }
   resubmit_ready(st);
   replay(st);
@@ -1198,7 +1246,7 @@ static void flush_table(struct store *st, struct store_table_q *q) {
     }
     q->n_rows -= take;
     q->first_row_ms = uv_now(st->loop);
-    batch_submit(st, b);
+    batch_submit(st, b, 0);
   }
 }
 
@@ -1209,20 +1257,12 @@ static void resubmit_ready(struct store *st) {
   for (int t = 0; t < STORE_NTABLES; t++) {
     struct store_table_q *q = &st->q[t];
     struct store_batch *list = q->ready;
-    q->ready = NULL;
-    /* The list is newest-first; resend oldest-first. */
-    struct store_batch *rev = NULL;
-    while (list) {
+    q->ready = q->ready_tail = NULL;
+    while (list) { /* oldest first; a held one keeps the rest behind it */
       struct store_batch *n = list->next;
-      list->next = rev;
-      rev = list;
+      list->next = NULL;
+      batch_submit(st, list, 0);
       list = n;
-    }
-    while (rev) {
-      struct store_batch *n = rev->next;
-      rev->next = NULL;
-      batch_submit(st, rev);
-      rev = n;
     }
   }
 }
@@ -1539,6 +1579,7 @@ static void spill_leftovers(struct store *st) {
                "%s: %d rows not written at shutdown kept in the "
                "spool",
                tables[t].name, n);
+    q->ready_tail = NULL;
     while (q->ready) {
       struct store_batch *b = q->ready;
       q->ready = b->next;
@@ -1585,7 +1626,7 @@ static void maybe_closed(struct store *st) {
       batch_free(b);
       b = n;
     }
-    st->q[t].ready = NULL;
+    st->q[t].ready = st->q[t].ready_tail = NULL;
     buf_free(&st->q[t].rows);
     buf_free(&st->q[t].offsets);
   }

@@ -91,13 +91,15 @@ struct store_sync;
 
 struct store_table_q {
   enum store_table table;
-  struct buf rows;           /* packed rows waiting for a batch */
-  struct buf offsets;        /* uint32_t start of each waiting row */
-  int n_rows;                /* waiting */
-  int n_held;                /* waiting + in batches */
-  uint64_t first_row_ms;     /* uv_now() when the oldest waiting row came */
-  uint64_t seq_in;           /* rows ever queued: the next row's number */
-  struct store_batch *ready; /* built batches pg refused with BL_EFULL */
+  struct buf rows;       /* packed rows waiting for a batch */
+  struct buf offsets;    /* uint32_t start of each waiting row */
+  int n_rows;            /* waiting */
+  int n_held;            /* waiting + in batches */
+  uint64_t first_row_ms; /* uv_now() when the oldest waiting row came */
+  uint64_t seq_in;       /* rows ever queued: the next row's number */
+  /* built batches held (pg or the COPY connection busy, a retry), oldest
+   * first; a newer batch never overtakes them */
+  struct store_batch *ready, *ready_tail;
   /* Batches in flight by COPY and by statement. A table never has both:
    * a COPY and a statement inserting the same keys on two connections
    * can deadlock (each waits for the other's uncommitted row). */

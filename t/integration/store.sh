@@ -46,6 +46,17 @@ is "$(h_psql "SELECT count(*) FROM sync_status WHERE symbol='BTCUSDT' AND data_t
 "$BUILD/t/store_load" >/dev/null 2>&1
 is "$(h_psql "SELECT (SELECT count(*) FROM trades) + (SELECT count(*) FROM klines) + (SELECT count(*) FROM tickers) + (SELECT count(*) FROM depth_snapshots)")" \
    "$((2500 + 10 + 8 + 400 + 3))" "a second identical run adds no row"
+# Batches over pg's byte bound are halved until they fit, nothing dropped.
+h_psql "TRUNCATE trades, klines, tickers, depth_snapshots, sync_status" >/dev/null
+out=$(STORE_LOAD_PG_MAX_BYTES=30000 "$BUILD/t/store_load" 2>"$H_TMP/store-small.err")
+ok $? "store_load with a 30,000-byte statement bound ran to completion"
+n=$(sed -n 's/^batches_trades=//p' <<<"$out")
+[ "${n:-0}" -ge 8 ]
+ok $? "trade batches were halved to fit ($n statements for 2,800 rows)"
+is "$(h_psql "SELECT count(*), count(DISTINCT agg_trade_id) FROM trades WHERE symbol='BTCUSDT'")" "2500|2500" \
+   "every trade stored once after the halving"
+like "$out" "bad_rows=1" "only the bad kline was dropped"
+
 # --- the COPY connection --------------------------------------------------
 h_psql "TRUNCATE trades, klines, tickers, depth_snapshots, sync_status" >/dev/null
 out=$(STORE_LOAD_COPY=1 "$BUILD/t/store_load" 2>"$H_TMP/store-copy.err")

@@ -20,6 +20,8 @@
  * BTCUSDT (100 already stored) and one BADUSDT trade whose price is not a
  * number: that COPY is refused and the batch goes through the statement,
  * which skips the 100 and isolates the bad row.
+ * STORE_LOAD_PG_MAX_BYTES bounds pg's parameter bytes, so that batches
+ * over it must be halved to fit.
  * Then it closes and prints its counters as key=value lines. Exit 0 only
  * with uv_loop_close() == 0.
  * Server coordinates come from PGHOST/PGPORT/PGUSER/PGDATABASE.
@@ -179,6 +181,9 @@ int main(void) {
   po.conn.port = port ? (int)strtol(port, NULL, 10) : 5432;
   po.conn.user = getenv("PGUSER") ? getenv("PGUSER") : "postgres";
   po.conn.dbname = getenv("PGDATABASE") ? getenv("PGDATABASE") : "binance_data";
+  if (getenv("STORE_LOAD_PG_MAX_BYTES")) /* batches over it are halved */
+    po.max_bytes =
+        (size_t)strtoull(getenv("STORE_LOAD_PG_MAX_BYTES"), NULL, 10);
   if (getenv("STORE_LOAD_COPY")) {
     so.copy_conn = &po.conn;
     copy_phase = 1;
