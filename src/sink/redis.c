@@ -9,6 +9,9 @@
  * NULL when the link is lost; those callbacks are the credits of the
  * in-flight cap), and a hash table of channels, each with its seq and its
  * latest message, so the latest keys can be rewritten after a reconnect.
+ * A second table finds a channel from the event's (kind, symbol, interval)
+ * without building its name, and each channel keeps the RESP head of its
+ * SET and of its PUBLISH, so an event costs no formatting but its own JSON.
  *
  * Handshake: AUTH (when a password is set) and SELECT are queued right
  * after redisAsyncConnect; the sink is UP only when SELECT answered OK.
@@ -30,12 +33,23 @@
 #define N_BUCKETS 4096
 
 struct redis_chan {
-  struct redis_chan *next;
+  struct redis_chan *next;  /* in buckets (by channel name) */
+  struct redis_chan *tnext; /* in tbuckets (by tuple), when |tuple| */
   uint64_t seq;
   char *channel;
   char *key;
   char *msg; /* the latest message, NULL until the first */
   size_t msg_len, msg_cap;
+  /* "*5\r\n$3\r\nSET\r\n$N\r\nKEY\r\n" and
+   * "*3\r\n$7\r\nPUBLISH\r\n$N\r\nCHANNEL\r\n" */
+  char *set_head, *pub_head;
+  size_t set_head_len, pub_head_len;
+  /* The event fields the channel was first found by (tuple set), which
+   * are its entry in tbuckets. */
+  int tuple;
+  int kind;
+  char symbol[EV_SYMBOL_MAX];
+  char interval[EV_INTERVAL_MAX];
 };
 
 static void redis_retry_cb(uv_timer_t *timer);
@@ -66,11 +80,45 @@ static void set_err(struct redis_sink *r, const char *what,
            detail ? detail : "unknown error");
 }
 
+/* Writes "$LEN\r\n" at |p|; returns the end. */
+static char *resp_len(char *p, size_t n) {
+  char tmp[24];
+  char *q = tmp + sizeof tmp;
+  size_t k;
+  do {
+    *--q = (char)('0' + n % 10);
+    n /= 10;
+  } while (n);
+  *p++ = '$';
+  k = (size_t)(tmp + sizeof tmp - q);
+  memcpy(p, q, k);
+  p += k;
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
+/* Writes |cmd| (RESP already), then $LEN\r\nS\r\n, at |p|; returns the
+ * end. |p| needs strlen(cmd) + n + 26 bytes. */
+static char *resp_head(char *p, const char *cmd, const char *s, size_t n) {
+  size_t cl = strlen(cmd);
+  memcpy(p, cmd, cl);
+  p = resp_len(p + cl, n);
+  memcpy(p, s, n);
+  p += n;
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
 static struct redis_chan *chan_get(struct redis_sink *r, const char *channel,
                                    const char *key) {
+  static const char set_cmd[] = "*5\r\n$3\r\nSET\r\n";
+  static const char pub_cmd[] = "*3\r\n$7\r\nPUBLISH\r\n";
   uint32_t b = hash_str(channel) % N_BUCKETS;
   struct redis_chan *c;
-  size_t cl, kl;
+  size_t cl, kl, sl, pl;
+  char *end;
   for (c = r->buckets[b]; c; c = c->next)
     if (strcmp(c->channel, channel) == 0)
       return c;
@@ -78,17 +126,66 @@ static struct redis_chan *chan_get(struct redis_sink *r, const char *channel,
     return NULL;
   cl = strlen(channel) + 1;
   kl = strlen(key) + 1;
-  c = calloc(1, sizeof *c + cl + kl);
+  sl = sizeof set_cmd + kl + 26;
+  pl = sizeof pub_cmd + cl + 26;
+  c = calloc(1, sizeof *c + cl + kl + sl + pl);
   if (!c)
     return NULL;
   c->channel = (char *)(c + 1);
   c->key = c->channel + cl;
   memcpy(c->channel, channel, cl);
   memcpy(c->key, key, kl);
+  c->set_head = c->key + kl;
+  end = resp_head(c->set_head, set_cmd, key, kl - 1);
+  c->set_head_len = (size_t)(end - c->set_head);
+  c->pub_head = c->set_head + sl;
+  end = resp_head(c->pub_head, pub_cmd, channel, cl - 1);
+  c->pub_head_len = (size_t)(end - c->pub_head);
   c->next = r->buckets[b];
   r->buckets[b] = c;
   r->n_chans++;
   return c;
+}
+
+/* The event fields that name a channel; the interval counts for klines
+ * only (as in envelope_name). */
+static uint32_t hash_tuple(int kind, const char *symbol, const char *interval) {
+  uint32_t h = (2166136261u ^ (uint32_t)kind) * 16777619u;
+  while (*symbol)
+    h = (h ^ (unsigned char)*symbol++) * 16777619u;
+  if (kind == ENVELOPE_KLINE)
+    while (*interval)
+      h = (h ^ (unsigned char)*interval++) * 16777619u;
+  return h;
+}
+
+static struct redis_chan *tuple_find(struct redis_sink *r, int kind,
+                                     const char *symbol, const char *interval,
+                                     uint32_t h) {
+  struct redis_chan *c;
+  for (c = r->tbuckets[h % N_BUCKETS]; c; c = c->tnext)
+    if (c->kind == kind && strcmp(c->symbol, symbol) == 0 &&
+        (kind != ENVELOPE_KLINE || strcmp(c->interval, interval) == 0))
+      return c;
+  return NULL;
+}
+
+/* Enters |c| in tbuckets under the tuple it was just found by, unless it
+ * is there already (under another tuple with the same names: that one
+ * keeps finding it by name) or the fields do not fit. */
+static void tuple_add(struct redis_sink *r, struct redis_chan *c, int kind,
+                      const char *symbol, const char *interval, uint32_t h) {
+  size_t sl = strlen(symbol),
+         il = kind == ENVELOPE_KLINE ? strlen(interval) : 0;
+  if (c->tuple || sl >= sizeof c->symbol || il >= sizeof c->interval)
+    return;
+  c->tuple = 1;
+  c->kind = kind;
+  memcpy(c->symbol, symbol, sl + 1);
+  if (il)
+    memcpy(c->interval, interval, il + 1);
+  c->tnext = r->tbuckets[h % N_BUCKETS];
+  r->tbuckets[h % N_BUCKETS] = c;
 }
 
 static int chan_keep(struct redis_chan *c, const char *msg, size_t len) {
@@ -144,54 +241,48 @@ static int send_publish(struct redis_sink *r, const char *channel,
 
 /* ---- pre-built commands ---- */
 
-/* $LEN\r\nBYTES\r\n: one RESP bulk string. */
-static int resp_bulk(struct buf *b, const char *s, size_t n) {
-  char tmp[24];
-  char *p = tmp + sizeof tmp;
-  size_t u = n;
-  int rv;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  *--p = '$';
-  rv = buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
-  if (!rv)
-    rv = buf_append(b, "\r\n", 2);
-  if (!rv)
-    rv = buf_append(b, s, n);
-  if (!rv)
-    rv = buf_append(b, "\r\n", 2);
-  return rv;
-}
-
-/* SET key msg EX ttl and PUBLISH channel msg, formatted here into |b| and
- * handed to hiredis as ready RESP (redisAsyncCommandArgv would format them
- * again through sds). |b| is scratch; BL_ETOOBIG when the message does not
- * fit, and the caller then lets hiredis format them. */
-static int send_set_publish(struct redis_sink *r, struct buf *b,
-                            const struct redis_chan *c) {
-  char ttl[24];
-  int tl = snprintf(ttl, sizeof ttl, "%d", r->ttl);
-  size_t set_len;
+/* SET key msg EX ttl and PUBLISH channel msg, formatted here into |b|
+ * (redisAsyncCommandArgv would format them again through sds): the
+ * channel's two heads, the message twice and the TTL tail; *set_len is
+ * where the PUBLISH starts. Returns 0, BL_ETOOBIG or BL_ENOMEM. */
+static int build_set_publish(const struct redis_sink *r, struct buf *b,
+                             const struct redis_chan *c, size_t *set_len) {
+  size_t n = c->msg_len;
+  char *p;
   int rv;
   buf_reset(b);
-  rv = buf_append(b, "*5\r\n$3\r\nSET\r\n", 13);
-  if (!rv)
-    rv = resp_bulk(b, c->key, strlen(c->key));
-  if (!rv)
-    rv = resp_bulk(b, c->msg, c->msg_len);
-  if (!rv)
-    rv = buf_append(b, "$2\r\nEX\r\n", 8);
-  if (!rv)
-    rv = resp_bulk(b, ttl, (size_t)tl);
-  set_len = b->len;
-  if (!rv)
-    rv = buf_append(b, "*3\r\n$7\r\nPUBLISH\r\n", 17);
-  if (!rv)
-    rv = resp_bulk(b, c->channel, strlen(c->channel));
-  if (!rv)
-    rv = resp_bulk(b, c->msg, c->msg_len);
+  rv = buf_reserve(b, c->set_head_len + c->pub_head_len + r->ttl_resp_len +
+                          2 * (n + 26));
+  if (rv)
+    return rv;
+  p = b->data;
+  memcpy(p, c->set_head, c->set_head_len);
+  p = resp_len(p + c->set_head_len, n);
+  memcpy(p, c->msg, n);
+  p += n;
+  *p++ = '\r';
+  *p++ = '\n';
+  memcpy(p, r->ttl_resp, r->ttl_resp_len);
+  p += r->ttl_resp_len;
+  *set_len = (size_t)(p - b->data);
+  memcpy(p, c->pub_head, c->pub_head_len);
+  p = resp_len(p + c->pub_head_len, n);
+  memcpy(p, c->msg, n);
+  p += n;
+  *p++ = '\r';
+  *p++ = '\n';
+  b->len = (size_t)(p - b->data);
+  *p = '\0';
+  return 0;
+}
+
+/* The two commands, handed to hiredis as ready RESP. |b| is scratch;
+ * BL_ETOOBIG when the message does not fit, and the caller then lets
+ * hiredis format them. */
+static int send_set_publish(struct redis_sink *r, struct buf *b,
+                            const struct redis_chan *c) {
+  size_t set_len = 0;
+  int rv = build_set_publish(r, b, c, &set_len);
   if (rv)
     return rv;
   if (redisAsyncFormattedCommand(r->ac, redis_reply_cb, r, b->data, set_len) !=
@@ -448,11 +539,13 @@ int redis_sink_init(uv_loop_t *loop, struct redis_sink *r,
   r->prefix = dup_default(o->key_prefix, "binance");
   r->password = dup_default(o->password, "");
   r->buckets = calloc(N_BUCKETS, sizeof *r->buckets);
-  if (!r->host || !r->prefix || !r->password || !r->buckets) {
+  r->tbuckets = calloc(N_BUCKETS, sizeof *r->tbuckets);
+  if (!r->host || !r->prefix || !r->password || !r->buckets || !r->tbuckets) {
     free(r->host);
     free(r->prefix);
     free(r->password);
     free(r->buckets);
+    free(r->tbuckets);
     return BL_ENOMEM;
   }
   if (r->password[0])
@@ -460,6 +553,12 @@ int redis_sink_init(uv_loop_t *loop, struct redis_sink *r,
   r->port = o->port ? o->port : 6379;
   r->db = o->db;
   r->ttl = o->live_data_ttl ? o->live_data_ttl : 60;
+  {
+    char ttl[24];
+    int tl = snprintf(ttl, sizeof ttl, "%d", r->ttl);
+    char *end = resp_head(r->ttl_resp, "$2\r\nEX\r\n", ttl, (size_t)tl);
+    r->ttl_resp_len = (size_t)(end - r->ttl_resp);
+  }
   r->max_inflight = o->max_inflight ? o->max_inflight : REDIS_SINK_MAX_INFLIGHT;
   r->backoff_min = o->backoff_min_ms ? o->backoff_min_ms : 100;
   r->backoff_max = o->backoff_max_ms ? o->backoff_max_ms : 10000;
@@ -497,22 +596,28 @@ static int publish(struct redis_sink *r, enum envelope_kind kind,
                    const char *symbol, const char *interval, const void *ev) {
   struct redis_chan *c;
   char key[512];
+  uint32_t h;
   int rv;
   if (r->closing)
     return BL_ESTATE;
-  rv = envelope_name(&r->name, r->prefix, kind, symbol, interval, 1);
-  if (rv || r->name.len >= sizeof key)
-    return rv ? rv : BL_ETOOBIG;
-  memcpy(key, r->name.data, r->name.len + 1);
-  rv = envelope_name(&r->name, r->prefix, kind, symbol, interval, 0);
-  if (rv)
-    return rv;
-  c = chan_get(r, r->name.data, key);
+  h = hash_tuple((int)kind, symbol, interval);
+  c = tuple_find(r, (int)kind, symbol, interval, h);
   if (!c) {
-    r->dropped++;
-    log_limited(BL_LOG_ERROR, "redis", "channel table full (%d): dropping %s",
-                REDIS_SINK_MAX_CHANNELS, r->name.data);
-    return BL_EFULL;
+    rv = envelope_name(&r->name, r->prefix, kind, symbol, interval, 1);
+    if (rv || r->name.len >= sizeof key)
+      return rv ? rv : BL_ETOOBIG;
+    memcpy(key, r->name.data, r->name.len + 1);
+    rv = envelope_name(&r->name, r->prefix, kind, symbol, interval, 0);
+    if (rv)
+      return rv;
+    c = chan_get(r, r->name.data, key);
+    if (!c) {
+      r->dropped++;
+      log_limited(BL_LOG_ERROR, "redis", "channel table full (%d): dropping %s",
+                  REDIS_SINK_MAX_CHANNELS, r->name.data);
+      return BL_EFULL;
+    }
+    tuple_add(r, c, (int)kind, symbol, interval, h);
   }
   switch (kind) {
   case ENVELOPE_KLINE:
@@ -613,6 +718,8 @@ static void redis_timer_closed_cb(uv_handle_t *handle) {
   }
   free(r->buckets);
   r->buckets = NULL;
+  free(r->tbuckets);
+  r->tbuckets = NULL;
   free(r->host);
   free(r->prefix);
   free(r->password);

@@ -87,8 +87,11 @@ struct redis_sink {
   int closing;
   int timer_closed;
   redis_sink_close_cb close_cb;
-  struct redis_chan **buckets;
+  struct redis_chan **buckets;  /* channels by name */
+  struct redis_chan **tbuckets; /* the same, by (kind, symbol, interval) */
   size_t n_chans;
+  char ttl_resp[40]; /* "$2\r\nEX\r\n$N\r\nTTL\r\n", the end of every SET */
+  size_t ttl_resp_len;
   char *symbols_json; /* the last active-symbols array, or NULL */
   size_t symbols_len;
   struct buf msg, name; /* scratch */
