@@ -1,7 +1,9 @@
 /*
  * test_envelope.c: exact JSON of every Redis message kind, string
  * escaping (quotes, control bytes, UTF-8, invalid UTF-8), channel and key
- * names, and the size limit.
+ * names, and the size limit; the fast writers give the piecewise builders'
+ * bytes and errors for random events with hostile strings, at every buffer
+ * limit around the message's size.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,8 +12,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "core/err.h"
-#include "sink/envelope.h"
+#include <stdio.h>
+
+/* The source, for the piecewise builders the fast writers must match. */
+#include "../../src/sink/envelope.c"
 
 static void kline_exact(void **state) {
   struct buf b;
@@ -230,12 +234,170 @@ static void size_limit(void **state) {
   buf_free(&b);
 }
 
+/* ---- fast writers against the piecewise builders ---------------------- */
+
+static unsigned rng_state = 1;
+
+static unsigned rnd(void) {
+  rng_state = rng_state * 1103515245u + 12345u;
+  return rng_state >> 8;
+}
+
+/* Fills a char array of |size| bytes with a random hostile or plain
+ * string (NUL-terminated). */
+static void rnd_str(char *dst, size_t size) {
+  static const char *const pool[] = {"56012.34000000",
+                                     "",
+                                     "BTCUSDT",
+                                     "a\"b\\c",
+                                     "\x01\x1f\x7f",
+                                     "\xc3\xa9\xe5\xb8\x81\xf0\x9f\x98\x80",
+                                     "\x80\xc3\xc0\xaf\xed\xa0\x80",
+                                     "\xf4\x90\x80\x80\xc3",
+                                     "\n\r\t\b\f",
+                                     "-0.5"};
+  size_t n;
+  if (rnd() % 4 == 0) { /* the longest that fits, of one kind of byte */
+    static const char fill[] = "\x01\"\xff"
+                               "a";
+    memset(dst, fill[rnd() % 4], size - 1);
+    dst[size - 1] = '\0';
+    return;
+  }
+  n = (size_t)snprintf(dst, size, "%s", pool[rnd() % 10]);
+  (void)n;
+}
+
+static int64_t rnd_i64(void) {
+  static const int64_t pool[] = {
+      0, -1, 1, INT64_MIN, INT64_MAX, 1634043000123, -1634043000123};
+  return rnd() % 2 ? pool[rnd() % 7] : (int64_t)rnd() * (rnd() % 2 ? -1 : 1);
+}
+
+typedef int (*build_fn)(struct buf *, const void *, uint64_t);
+
+static int b_trade(struct buf *b, const void *e, uint64_t s) {
+  return envelope_trade(b, e, s);
+}
+static int s_trade(struct buf *b, const void *e, uint64_t s) {
+  return trade_slow(b, e, s);
+}
+static int b_kline(struct buf *b, const void *e, uint64_t s) {
+  return envelope_kline(b, e, s);
+}
+static int s_kline(struct buf *b, const void *e, uint64_t s) {
+  return kline_slow(b, e, s);
+}
+static int b_ticker(struct buf *b, const void *e, uint64_t s) {
+  return envelope_ticker(b, e, s);
+}
+static int s_ticker(struct buf *b, const void *e, uint64_t s) {
+  return ticker_slow(b, e, s);
+}
+
+/* Same bytes and same return code at limits 1 MiB, exactly the size, one
+ * less, and a few in between. */
+static void compare(build_fn fast, build_fn slow, const void *e, uint64_t seq) {
+  struct buf a, b;
+  size_t want, limits[5];
+  buf_init(&b, 1 << 20);
+  assert_int_equal(slow(&b, e, seq), 0);
+  want = b.len;
+  limits[0] = 1 << 20;
+  limits[1] = want;
+  limits[2] = want - 1;
+  limits[3] = want / 2;
+  limits[4] = want + 1 + rnd() % 6000;
+  for (int i = 0; i < 5; i++) {
+    int ra, rb;
+    buf_init(&a, limits[i]);
+    buf_free(&b);
+    buf_init(&b, limits[i]);
+    ra = fast(&a, e, seq);
+    rb = slow(&b, e, seq);
+    assert_int_equal(ra, rb);
+    if (ra == 0) {
+      assert_int_equal(a.len, b.len);
+      assert_memory_equal(a.data, b.data, a.len + 1);
+    }
+    buf_free(&a);
+  }
+  buf_free(&b);
+}
+
+static void fast_matches_piecewise(void **state) {
+  (void)state;
+  for (int i = 0; i < 3000; i++) {
+    struct ev_trade t;
+    struct ev_kline k;
+    struct ev_ticker tk;
+    uint64_t seq = rnd() % 3 ? rnd() : UINT64_MAX;
+    memset(&t, 0, sizeof t);
+    rnd_str(t.symbol, sizeof t.symbol);
+    rnd_str(t.price, sizeof t.price);
+    rnd_str(t.quantity, sizeof t.quantity);
+    t.event_time = rnd_i64();
+    t.agg_trade_id = rnd_i64();
+    t.first_trade_id = rnd_i64();
+    t.last_trade_id = rnd_i64();
+    t.trade_time = rnd_i64();
+    t.is_buyer_maker = (int)(rnd() % 2);
+    compare(b_trade, s_trade, &t, seq);
+
+    memset(&k, 0, sizeof k);
+    rnd_str(k.symbol, sizeof k.symbol);
+    rnd_str(k.interval, sizeof k.interval);
+    k.event_time = rnd_i64();
+    k.open_time = rnd_i64();
+    k.close_time = rnd_i64();
+    k.first_trade_id = rnd_i64();
+    k.last_trade_id = rnd_i64();
+    k.trades_count = rnd_i64();
+    rnd_str(k.open, sizeof k.open);
+    rnd_str(k.high, sizeof k.high);
+    rnd_str(k.low, sizeof k.low);
+    rnd_str(k.close, sizeof k.close);
+    rnd_str(k.volume, sizeof k.volume);
+    rnd_str(k.quote_volume, sizeof k.quote_volume);
+    rnd_str(k.taker_buy_volume, sizeof k.taker_buy_volume);
+    rnd_str(k.taker_buy_quote_volume, sizeof k.taker_buy_quote_volume);
+    k.is_closed = (int)(rnd() % 2);
+    compare(b_kline, s_kline, &k, seq);
+
+    memset(&tk, 0, sizeof tk);
+    rnd_str(tk.symbol, sizeof tk.symbol);
+    tk.event_time = rnd_i64();
+    rnd_str(tk.price, sizeof tk.price);
+    rnd_str(tk.price_change, sizeof tk.price_change);
+    rnd_str(tk.price_change_percent, sizeof tk.price_change_percent);
+    rnd_str(tk.weighted_avg_price, sizeof tk.weighted_avg_price);
+    rnd_str(tk.open_price, sizeof tk.open_price);
+    rnd_str(tk.high, sizeof tk.high);
+    rnd_str(tk.low, sizeof tk.low);
+    rnd_str(tk.volume, sizeof tk.volume);
+    rnd_str(tk.quote_volume, sizeof tk.quote_volume);
+    rnd_str(tk.bid_price, sizeof tk.bid_price);
+    rnd_str(tk.bid_qty, sizeof tk.bid_qty);
+    rnd_str(tk.ask_price, sizeof tk.ask_price);
+    rnd_str(tk.ask_qty, sizeof tk.ask_qty);
+    tk.trades_count = rnd_i64();
+    tk.first_trade_id = rnd_i64();
+    tk.last_trade_id = rnd_i64();
+    compare(b_ticker, s_ticker, &tk, seq);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(kline_exact),     cmocka_unit_test(ticker_exact),
-      cmocka_unit_test(trade_exact),     cmocka_unit_test(depth_exact),
-      cmocka_unit_test(string_escaping), cmocka_unit_test(symbols_array),
-      cmocka_unit_test(names),           cmocka_unit_test(size_limit),
+      cmocka_unit_test(kline_exact),
+      cmocka_unit_test(ticker_exact),
+      cmocka_unit_test(trade_exact),
+      cmocka_unit_test(depth_exact),
+      cmocka_unit_test(string_escaping),
+      cmocka_unit_test(symbols_array),
+      cmocka_unit_test(names),
+      cmocka_unit_test(size_limit),
+      cmocka_unit_test(fast_matches_piecewise),
   };
   return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
 }
