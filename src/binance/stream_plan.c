@@ -149,6 +149,34 @@ struct dedupe_key {
   int64_t key, sub;
 };
 
+/* snprintf(name, cap, "T:%s[:%s]", a, b) without printf (this runs per
+ * event): |b| NULL leaves out ":%s". Truncates as snprintf would. */
+static void key_name(char *name, size_t cap, char type, const char *a,
+                     const char *b) {
+  size_t m;
+  char *end = name + cap - 1;
+  char *p = name;
+  if (p < end)
+    *p++ = type;
+  if (p < end)
+    *p++ = ':';
+  m = strlen(a);
+  if (m > (size_t)(end - p))
+    m = (size_t)(end - p);
+  memcpy(p, a, m);
+  p += m;
+  if (b) {
+    if (p < end)
+      *p++ = ':';
+    m = strlen(b);
+    if (m > (size_t)(end - p))
+      m = (size_t)(end - p);
+    memcpy(p, b, m);
+    p += m;
+  }
+  *p = '\0';
+}
+
 /* The ordering key of an event, and the name it is tracked under. Klines
  * are tracked per symbol and interval even on raw connections. */
 static int event_key(const struct ev *ev, struct dedupe_key *k, char *name,
@@ -158,19 +186,19 @@ static int event_key(const struct ev *ev, struct dedupe_key *k, char *name,
   case EV_KLINE:
     k->key = ev->u.kline.event_time;
     k->sub = ev->u.kline.open_time * 2 + !!ev->u.kline.is_closed;
-    snprintf(name, cap, "k:%s:%s", ev->u.kline.symbol, ev->u.kline.interval);
+    key_name(name, cap, 'k', ev->u.kline.symbol, ev->u.kline.interval);
     return 1;
   case EV_TICKER:
     k->key = ev->u.ticker.event_time;
-    snprintf(name, cap, "t:%s", ev->u.ticker.symbol);
+    key_name(name, cap, 't', ev->u.ticker.symbol, NULL);
     return 1;
   case EV_DEPTH:
     k->key = ev->u.depth.final_update_id;
-    snprintf(name, cap, "d:%s", ev->u.depth.symbol);
+    key_name(name, cap, 'd', ev->u.depth.symbol, NULL);
     return 1;
   case EV_TRADE:
     k->key = ev->u.trade.agg_trade_id;
-    snprintf(name, cap, "a:%s", ev->u.trade.symbol);
+    key_name(name, cap, 'a', ev->u.trade.symbol, NULL);
     return 1;
   default:
     return 0;
