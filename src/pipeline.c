@@ -1,7 +1,8 @@
 /*
  * pipeline.c: dispatch of live events to their consumers (see pipeline.h).
  *
- * State: counters and the latency histogram. The consumers are owned by
+ * State: counters, the latency histogram and the wall time of the newest
+ * event (read at most once per millisecond). The consumers are owned by
  * the app; a full store queue is counted here (the store logs it).
  */
 #include "pipeline.h"
@@ -46,6 +47,7 @@ static void refused(struct pipeline *p, int kind, int rv) {
 
 void pipeline_on_event(struct pipeline *p, const struct ev *ev,
                        uint64_t rx_ns) {
+  uint64_t now_ns;
   int rv, kind = -1;
   switch (ev->type) {
   case EV_KLINE:
@@ -84,9 +86,13 @@ void pipeline_on_event(struct pipeline *p, const struct ev *ev,
     return;
   }
   p->events[kind]++;
-  p->last_event_ms = wall_ms();
+  now_ns = uv_hrtime();
+  if (!p->last_event_ms || now_ns - p->wall_read_ns >= 1000000) {
+    p->last_event_ms = wall_ms();
+    p->wall_read_ns = now_ns;
+  }
   if (rx_ns)
-    metrics_histogram_observe(&p->latency, (double)(uv_hrtime() - rx_ns) / 1e9);
+    metrics_histogram_observe(&p->latency, (double)(now_ns - rx_ns) / 1e9);
 }
 
 void pipeline_collect(struct buf *out, void *arg) {
