@@ -115,26 +115,37 @@ int envelope_append_string(struct buf *out, const char *s) {
   return rv;
 }
 
-/* Decimal digits of |v| written backwards ending at |end|; returns the
- * start. |end| must have room for 20 digits and a sign before it. */
-static char *fmt_i64(char *end, int64_t v) {
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+/* "00" .. "99" */
+static const char digits2[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
+/* Decimal digits of |u| written backwards ending at |end|, two at a time;
+ * returns the start. |end| must have room for 20 digits before it. */
+static char *fmt_u64(char *end, uint64_t u) {
   char *p = end;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  if (v < 0)
-    *--p = '-';
+  while (u >= 100) {
+    unsigned r = (unsigned)(u % 100);
+    u /= 100;
+    p -= 2;
+    memcpy(p, digits2 + 2 * r, 2);
+  }
+  if (u >= 10) {
+    p -= 2;
+    memcpy(p, digits2 + 2 * u, 2);
+  } else {
+    *--p = (char)('0' + u);
+  }
   return p;
 }
 
-static char *fmt_u64(char *end, uint64_t u) {
-  char *p = end;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
+/* The same for a signed value; room for 20 digits and a sign. */
+static char *fmt_i64(char *end, int64_t v) {
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  char *p = fmt_u64(end, u);
+  if (v < 0)
+    *--p = '-';
   return p;
 }
 
@@ -408,19 +419,33 @@ static char *w_str(char *p, const char *str, size_t size) {
   return p;
 }
 
+/* Digits of |u|: 1 for 0..9, 20 at most. */
+static size_t n_digits(uint64_t u) {
+  size_t n = 1;
+  while (u >= 10000) {
+    u /= 10000;
+    n += 4;
+  }
+  return n + (u >= 10) + (u >= 100) + (u >= 1000);
+}
+
+static char *w_u64(char *p, uint64_t u) {
+  char *end = p + n_digits(u);
+  fmt_u64(end, u);
+  return end;
+}
+
 static char *w_i64(char *p, int64_t v) {
-  char tmp[24];
-  char *q = fmt_i64(tmp + sizeof tmp, v);
-  size_t n = (size_t)(tmp + sizeof tmp - q);
-  memcpy(p, q, n);
-  return p + n;
+  if (v < 0) {
+    *p++ = '-';
+    return w_u64(p, (uint64_t)0 - (uint64_t)v);
+  }
+  return w_u64(p, (uint64_t)v);
 }
 
 static char *w_head(char *p, const char *type_lit,
                     const char symbol[EV_SYMBOL_MAX], int64_t ts,
                     uint64_t seq) {
-  char tmp[24];
-  char *q;
   size_t n;
   p = W_LIT(p, "{\"type\":\"");
   n = strlen(type_lit);
@@ -430,10 +455,8 @@ static char *w_head(char *p, const char *type_lit,
   p = W_LIT(p, ",\"timestamp\":");
   p = w_i64(p, ts);
   p = W_LIT(p, ",\"seq\":");
-  q = fmt_u64(tmp + sizeof tmp, seq);
-  n = (size_t)(tmp + sizeof tmp - q);
-  memcpy(p, q, n);
-  p = W_LIT(p + n, ",\"data\":{\"symbol\":");
+  p = w_u64(p, seq);
+  p = W_LIT(p, ",\"data\":{\"symbol\":");
   return w_str(p, symbol, EV_SYMBOL_MAX);
 }
 

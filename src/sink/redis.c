@@ -82,16 +82,14 @@ static void set_err(struct redis_sink *r, const char *what,
 
 /* Writes "$LEN\r\n" at |p|; returns the end. */
 static char *resp_len(char *p, size_t n) {
-  char tmp[24];
-  char *q = tmp + sizeof tmp;
-  size_t k;
-  do {
-    *--q = (char)('0' + n % 10);
-    n /= 10;
-  } while (n);
+  size_t k = 1, t = n;
+  while (t >= 10) {
+    t /= 10;
+    k++;
+  }
   *p++ = '$';
-  k = (size_t)(tmp + sizeof tmp - q);
-  memcpy(p, q, k);
+  for (size_t i = k; i-- > 0; n /= 10)
+    p[i] = (char)('0' + n % 10);
   p += k;
   *p++ = '\r';
   *p++ = '\n';

@@ -387,6 +387,42 @@ static void fast_matches_piecewise(void **state) {
   }
 }
 
+/* Integers as printf writes them: powers of ten and their neighbours,
+ * the extremes, random values; signed, unsigned, by both writers. */
+static void integers_like_printf(void **state) {
+  (void)state;
+  for (int i = 0; i < 20000; i++) {
+    char want[32], got[32], tmp[24], *p;
+    int64_t v;
+    uint64_t u;
+    if (i < 3 * 20) {
+      uint64_t t = 1;
+      for (int k = 0; k < i / 3; k++)
+        t *= 10;
+      u = t + (uint64_t)(i % 3) - 1;
+    } else if (i < 64) {
+      u = i % 2 ? UINT64_MAX : (uint64_t)INT64_MAX + (uint64_t)(i % 4 / 2);
+    } else {
+      u = ((uint64_t)rnd() << 40) ^ ((uint64_t)rnd() << 20) ^ rnd();
+      u >>= rnd() % 64;
+    }
+    snprintf(want, sizeof want, "%llu", (unsigned long long)u);
+    p = w_u64(got, u);
+    *p = '\0';
+    assert_string_equal(got, want);
+    p = fmt_u64(tmp + sizeof tmp, u);
+    assert_memory_equal(p, want, strlen(want));
+    assert_int_equal(tmp + sizeof tmp - p, strlen(want));
+    v = (int64_t)u;
+    snprintf(want, sizeof want, "%lld", (long long)v);
+    p = w_i64(got, v);
+    *p = '\0';
+    assert_string_equal(got, want);
+    p = fmt_i64(tmp + sizeof tmp, v);
+    assert_memory_equal(p, want, strlen(want));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(kline_exact),
@@ -398,6 +434,7 @@ int main(void) {
       cmocka_unit_test(names),
       cmocka_unit_test(size_limit),
       cmocka_unit_test(fast_matches_piecewise),
+      cmocka_unit_test(integers_like_printf),
   };
   return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);
 }
