@@ -26,6 +26,11 @@
 
 struct redis_uv {
   redisAsyncContext *ac; /* NULL after cleanup */
+  /* Reply objects: see reply_string. */
+  redisReplyObjectFunctions fns, *orig_fns;
+  redisReply status_slot, int_slot;
+  int status_used, int_used;
+  char status_text[32];
   uv_poll_t poll;
   uv_timer_t watchdog;
   int events;
@@ -48,6 +53,67 @@ static void redis_uv_keep_obuf(redisAsyncContext *ac) {
   n = sdsMakeRoomFor(b, REDIS_UV_OBUF_KEEP);
   if (n != NULL)
     ac->c.obuf = n;
+}
+
+/* Every command of the sink gets a top-level "+OK" or ":N" reply, which
+ * hiredis builds with two or one mallocs and frees right after the reply
+ * callback. The context's reader builds those two kinds in a slot of this
+ * struct instead (one of each at a time; a second one while the first is
+ * held, a nested reply, a long status and every other kind go to hiredis'
+ * own functions). A slot is marked by its |element| pointing at us, which
+ * hiredis' objects of these types never have (calloc'd, no elements). */
+static void *reply_string(const redisReadTask *task, char *str, size_t len) {
+  struct redis_uv *p = task->privdata;
+  redisReply *r = &p->status_slot;
+  if (task->parent != NULL || task->type != REDIS_REPLY_STATUS ||
+      len >= sizeof p->status_text || p->status_used)
+    return p->orig_fns->createString(task, str, len);
+  memset(r, 0, sizeof *r);
+  r->type = REDIS_REPLY_STATUS;
+  memcpy(p->status_text, str, len);
+  p->status_text[len] = '\0';
+  r->str = p->status_text;
+  r->len = len;
+  r->element = (redisReply **)(void *)p;
+  p->status_used = 1;
+  return r;
+}
+
+static void *reply_integer(const redisReadTask *task, long long v) {
+  struct redis_uv *p = task->privdata;
+  redisReply *r = &p->int_slot;
+  if (task->parent != NULL || p->int_used)
+    return p->orig_fns->createInteger(task, v);
+  memset(r, 0, sizeof *r);
+  r->type = REDIS_REPLY_INTEGER;
+  r->integer = v;
+  r->element = (redisReply **)(void *)p;
+  p->int_used = 1;
+  return r;
+}
+
+static void *reply_array(const redisReadTask *task, int n) {
+  struct redis_uv *p = task->privdata;
+  return p->orig_fns->createArray(task, n);
+}
+
+static void *reply_nil(const redisReadTask *task) {
+  struct redis_uv *p = task->privdata;
+  return p->orig_fns->createNil(task);
+}
+
+static void reply_free(void *obj) {
+  redisReply *r = obj;
+  if (r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_INTEGER) &&
+      r->element != NULL) {
+    struct redis_uv *p = (struct redis_uv *)(void *)r->element;
+    if (r == &p->status_slot)
+      p->status_used = 0;
+    else
+      p->int_used = 0;
+    return;
+  }
+  freeReplyObject(obj);
 }
 
 static void redis_uv_handle_closed(uv_handle_t *handle) {
@@ -220,6 +286,17 @@ int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, uint64_t connect_ms,
   if (connect_ms || command_ms)
     uv_timer_start(&p->watchdog, redis_uv_watchdog_cb, tick, tick);
   uv_unref((uv_handle_t *)&p->watchdog); /* the poll keeps the loop alive */
+
+  if (ac->c.reader && ac->c.reader->fn && !ac->c.reader->privdata) {
+    p->orig_fns = ac->c.reader->fn;
+    p->fns.createString = reply_string;
+    p->fns.createArray = reply_array;
+    p->fns.createInteger = reply_integer;
+    p->fns.createNil = reply_nil;
+    p->fns.freeObject = reply_free;
+    ac->c.reader->fn = &p->fns;
+    ac->c.reader->privdata = p;
+  }
 
   ac->ev.data = p;
   ac->ev.addRead = redis_uv_add_read;
