@@ -29,7 +29,7 @@ void buf_reset(struct buf *b) {
     b->data[0] = '\0';
 }
 
-int buf_reserve(struct buf *b, size_t extra) {
+int buf_grow(struct buf *b, size_t extra) {
   size_t need, cap;
   char *p;
   if (extra > b->max || b->len > b->max - extra)
@@ -52,23 +52,8 @@ int buf_reserve(struct buf *b, size_t extra) {
   return 0;
 }
 
-int buf_append(struct buf *b, const void *data, size_t len) {
-  int rv = buf_reserve(b, len);
-  if (rv)
-    return rv;
-  if (len)
-    memcpy(b->data + b->len, data, len);
-  b->len += len;
-  b->data[b->len] = '\0';
-  return 0;
-}
-
 int buf_append_str(struct buf *b, const char *s) {
   return buf_append(b, s, strlen(s));
-}
-
-int buf_append_char(struct buf *b, char c) {
-  return buf_append(b, &c, 1);
 }
 
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) {
