@@ -171,6 +171,7 @@ struct app {
   uint64_t spool_probe_in, spool_probe_out; /* rows spooled, replayed */
   int spool_growing;                        /* probes in a row it grew */
   int spool_behind;
+  unsigned turn_events; /* events since this loop turn began */
   struct repair repair;
   struct strmap seen_up; /* symbols whose stream connection was up once */
   struct streams streams;
@@ -188,6 +189,9 @@ static double app_pressure(const struct app *a);
 #define APP_PAUSE_AT 0.75
 #define APP_RESUME_AT 0.40
 #define APP_SPOOL_PROBE_MS 250
+/* Events one loop turn may take from the exchange before reading yields
+ * to the rest of the loop until the next turn (streams_yield). */
+#define APP_TURN_EVENTS 300u
 #define APP_SPOOL_PROBES 4
 
 /* --- migrations in the loop ---------------------------------------------- */
@@ -311,6 +315,8 @@ static void app_on_event(struct streams *s, const struct ev *ev) {
    * event, not only once per loop iteration. */
   if (!s->paused && app_pressure(a) >= APP_PAUSE_AT)
     streams_pause(s, 1);
+  if (++a->turn_events >= APP_TURN_EVENTS && !s->yielded)
+    streams_yield(s, 1);
 }
 
 static void app_on_conn_change(struct streams *s, struct stream_conn *c, int up,
@@ -382,6 +388,9 @@ static void app_spool_probe(struct app *a) {
 static void app_pressure_cb(uv_check_t *h) {
   struct app *a = h->data;
   double p;
+  a->turn_events = 0;
+  if (a->streams.yielded)
+    streams_yield(&a->streams, 0);
   app_spool_probe(a);
   p = app_pressure(a);
   if (!a->streams.paused && p >= APP_PAUSE_AT)

@@ -396,7 +396,7 @@ static void on_ws_open(struct ws *ws) {
   uint64_t roll = s->cfg.rollover_ms ? s->cfg.rollover_ms : 23ull * 3600 * 1000;
   c->state = SCONN_OPEN;
   c->attempts = 0;
-  if (s->paused)
+  if (s->paused || s->yielded)
     ws_set_read_stall(&c->ws, 1);
   c->opened_at_ms = uv_now(s->loop);
   c->last_frame_ms = c->opened_at_ms;
@@ -855,14 +855,27 @@ int streams_healthy(const struct streams *s, uint64_t fresh_ms) {
   return 1;
 }
 
+static void apply_stall(struct streams *s) {
+  for (int i = 0; i < s->n_conns; i++) {
+    struct stream_conn *c = s->conns[i];
+    if (c->ws_active && c->ws.state == WS_OPEN)
+      ws_set_read_stall(&c->ws, s->paused || s->yielded);
+  }
+}
+
 void streams_pause(struct streams *s, int paused) {
+  int was = s->paused || s->yielded;
   if (s->paused == !!paused)
     return;
   s->paused = !!paused;
   s->stats.pauses += (uint64_t)s->paused;
-  for (int i = 0; i < s->n_conns; i++) {
-    struct stream_conn *c = s->conns[i];
-    if (c->ws_active && c->ws.state == WS_OPEN)
-      ws_set_read_stall(&c->ws, s->paused);
-  }
+  if (was != (s->paused || s->yielded))
+    apply_stall(s);
+}
+
+void streams_yield(struct streams *s, int on) {
+  int was = s->paused || s->yielded;
+  s->yielded = !!on;
+  if (was != (s->paused || s->yielded))
+    apply_stall(s);
 }

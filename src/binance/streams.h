@@ -134,7 +134,8 @@ struct streams {
   int next_conn_id;
   int64_t next_request_id;
   int closing;
-  int paused; /* streams_pause() */
+  int paused;  /* streams_pause() */
+  int yielded; /* streams_yield() */
   void (*close_cb)(struct streams *s);
   struct streams_stats stats;
   uint64_t rx_ns; /* uv_hrtime() when the frame being delivered arrived */
@@ -172,6 +173,12 @@ void streams_close(struct streams *s, void (*cb)(struct streams *s));
  * while a sink is behind. TCP flow control then holds the exchange's
  * frames; a pause must stay short (the read timeout still runs). */
 void streams_pause(struct streams *s, int paused);
+
+/* Like streams_pause for one loop turn, not counted as a pause: the owner
+ * stops reading after many events in one turn so that the rest of the
+ * loop (PostgreSQL's replies above all) is served between read bursts,
+ * and resumes on the next turn. Reading runs only while neither holds. */
+void streams_yield(struct streams *s, int on);
 
 /* For health: 1 when every connection is open and received a frame in the
  * last |fresh_ms| (a rollover's replacement still opening and a retiring
