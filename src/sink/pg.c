@@ -87,13 +87,13 @@ int pg_listen_sql(const char *channel, char *out, size_t outlen) {
   return 0;
 }
 
-static uint32_t pg_rand(struct pg *pg) {
-  uint32_t x = pg->rng_;
+uint32_t pg_backoff_rand(uint32_t *state) {
+  uint32_t x = *state;
   x ^= x << 13;
   x ^= x >> 17;
   x ^= x << 5;
-  pg->rng_ = x ? x : 0x9e3779b9u;
-  return pg->rng_;
+  *state = x ? x : 0x9e3779b9u;
+  return *state;
 }
 
 /* ---- queues ---- */
@@ -428,7 +428,7 @@ static void schedule_reconnect(struct pg *pg) {
   unsigned d;
   if (pg->state != PG_RUNNING && pg->state != PG_CLOSING)
     return;
-  d = pg_backoff_jitter(pg->backoff_ms, pg_rand(pg));
+  d = pg_backoff_jitter(pg->backoff_ms, pg_backoff_rand(&pg->rng_));
   pg->backoff_ms = pg_backoff_next(pg->backoff_ms, pg->opts.backoff_min_ms,
                                    pg->opts.backoff_max_ms);
   uv_timer_start(&pg->retry, pg_on_retry, d, 0);

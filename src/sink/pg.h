@@ -193,6 +193,8 @@ void pg_close(struct pg *pg, unsigned timeout_ms, pg_close_cb cb);
 unsigned pg_backoff_next(unsigned cur, unsigned min, unsigned max);
 /* |d| with jitter: a value in [d/2, d] picked with |rnd|. */
 unsigned pg_backoff_jitter(unsigned d, uint32_t rnd);
+/* The next value of a xorshift32 generator kept in |*state| (jitter). */
+uint32_t pg_backoff_rand(uint32_t *state);
 /* 1 if an error with |sqlstate| means the session is gone (class 08,
  * 57P01..57P05), not that the op was wrong. */
 int pg_sqlstate_is_link_error(const char *sqlstate);

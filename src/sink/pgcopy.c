@@ -32,15 +32,6 @@ static void link_lost(struct pgcopy *pc, const char *why);
 static void finish_close(struct pgcopy *pc);
 static void pgcopy_on_io(struct pgconn *conn, int status, int events);
 
-static uint32_t pgcopy_rand(struct pgcopy *pc) {
-  uint32_t x = pc->rng_;
-  x ^= x << 13;
-  x ^= x >> 17;
-  x ^= x << 5;
-  pc->rng_ = x ? x : 0x9e3779b9u;
-  return pc->rng_;
-}
-
 /* ---- COPY binary format ---- */
 
 static int put_be16(struct buf *b, int v) {
@@ -426,7 +417,7 @@ static void schedule_reconnect(struct pgcopy *pc) {
   unsigned d;
   if (pc->state != PC_RUNNING)
     return;
-  d = pg_backoff_jitter(pc->backoff_ms, pgcopy_rand(pc));
+  d = pg_backoff_jitter(pc->backoff_ms, pg_backoff_rand(&pc->rng_));
   pc->backoff_ms = pg_backoff_next(pc->backoff_ms, pc->opts.backoff_min_ms,
                                    pc->opts.backoff_max_ms);
   uv_timer_start(&pc->retry, pgcopy_on_retry, d, 0);

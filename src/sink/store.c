@@ -315,10 +315,16 @@ static int begin_row(struct store *st, struct packer *p) {
 
 static void flush_table(struct store *st, struct store_table_q *q);
 
+/* 1 while batches of |t| can go by COPY (a connection is configured and
+ * up, the table is insert-only, the store is not closing). */
+static int copy_takes(const struct store *st, enum store_table t) {
+  return st->copy_on && copies[t].sql && !st->closing &&
+         pgcopy_is_up(&st->copy);
+}
+
 /* Rows one batch of |q| may take (see STORE_COPY_FACTOR). */
 static int batch_limit(const struct store *st, const struct store_table_q *q) {
-  if (st->copy_on && copies[q->table].sql && !st->closing &&
-      pgcopy_is_up(&st->copy))
+  if (copy_takes(st, q->table))
     return STORE_COPY_FACTOR * st->opts.batch_size;
   return st->opts.batch_size;
 }
@@ -569,8 +575,7 @@ static int stmt_waiting(const struct store_table_q *q) {
 static int copy_try(struct store *st, struct store_batch *b) {
   struct store_table_q *q = &st->q[b->table];
   int rv;
-  if (!st->copy_on || !copies[b->table].sql || b->no_copy || st->closing ||
-      !pgcopy_is_up(&st->copy))
+  if (b->no_copy || !copy_takes(st, b->table))
     return 0;
   if (q->stmt_fly || stmt_waiting(q))
     return -1;
