@@ -196,9 +196,10 @@ static const char sync_sql[] =
              "last_data_time = GREATEST(s.last_data_time, "
              "EXCLUDED.last_data_time), updated_at = now()";
 
-/* While a table's COPY is in flight, its rows wait and the next COPY takes
- * up to this many times batch_size: fewer round trips per row under load,
- * batch_size rows (or flush_interval_ms) when the connection keeps up. */
+/* While a table's COPYs are in flight, its rows wait and the next COPY on
+ * each connection takes up to this many times batch_size: fewer round trips
+ * per row under load, batch_size rows (or flush_interval_ms) when a
+ * connection keeps up. */
 #define STORE_COPY_FACTOR 5
 
 /* Symbols one pending sync_status update may hold per table. */
@@ -215,6 +216,7 @@ struct store_batch {
   int arrays_built;   /* values[] hold the statement's arrays */
   int copy_built;     /* copy holds the COPY text */
   int no_copy;        /* the COPY failed once: statement only */
+  int shard;          /* the COPY connection of its rows' symbols; -1: any */
   struct buf rows;    /* packed rows, a copy */
   struct buf offsets; /* uint32_t per row */
   int n_rows;
@@ -318,15 +320,52 @@ static void flush_table(struct store *st, struct store_table_q *q);
 /* 1 while batches of |t| can go by COPY (a connection is configured and
  * up, the table is insert-only, the store is not closing). */
 static int copy_takes(const struct store *st, enum store_table t) {
-  return st->copy_on && copies[t].sql && !st->closing &&
-         pgcopy_is_up(&st->copy);
+  if (!st->copy_on || !copies[t].sql || st->closing)
+    return 0;
+  for (int i = 0; i < STORE_COPY_CONNS; i++)
+    if (pgcopy_is_up(&st->copy[i]))
+      return 1;
+  return 0;
+}
+
+/* 1 while a COPY connection is up and has nothing to do: a batch of
+ * batch_size rows then leaves at once instead of waiting for more. */
+static int copy_idle(const struct store *st) {
+  for (int i = 0; i < STORE_COPY_CONNS; i++)
+    if (pgcopy_is_up(&st->copy[i]) && !pgcopy_pending(&st->copy[i]))
+      return 1;
+  return 0;
+}
+
+/* The COPY connection of a packed row: a hash of its symbol (the first
+ * column of every COPY table), so a symbol always uses the same one. */
+static int row_shard(const char *row) {
+  struct field f;
+  uint32_t h = 2166136261u;
+  get_field(row, &f);
+  if (f.tag != F_TEXT)
+    return 0;
+  for (size_t i = 0; i < f.len; i++)
+    h = (h ^ (unsigned char)f.text[i]) * 16777619u;
+  return (int)(h % STORE_COPY_CONNS);
 }
 
 /* Rows one batch of |q| may take (see STORE_COPY_FACTOR). */
 static int batch_limit(const struct store *st, const struct store_table_q *q) {
   if (copy_takes(st, q->table))
-    return STORE_COPY_FACTOR * st->opts.batch_size;
+    return STORE_COPY_FACTOR * STORE_COPY_CONNS * st->opts.batch_size;
   return st->opts.batch_size;
+}
+
+/* 1 when the waiting rows of |q| should leave before batch_limit: once
+ * there are 2 x batch_size of them per COPY connection (batch_size for a
+ * table without COPY) and a connection is idle or none has the table's
+ * rows. Fewer, larger COPYs cost the server less per row; below that the
+ * flush interval sends them. */
+static int batch_due(const struct store *st, const struct store_table_q *q) {
+  int per = copy_takes(st, q->table) ? 2 * STORE_COPY_CONNS : 1;
+  return q->n_rows >= per * st->opts.batch_size &&
+         (!q->copy_fly || copy_idle(st));
 }
 
 /* Appends a packed row to a table's waiting rows. |fresh|: a new row (not
@@ -356,7 +395,7 @@ static int queue_row(struct store *st, struct store_table_q *q, const char *row,
   if (fresh)
     q->rows_in++;
   if (q->n_rows >= batch_limit(st, q) ||
-      (q->n_rows >= st->opts.batch_size && !q->copy_fly))
+      batch_due(st, q))
     flush_table(st, q);
   return 0;
 }
@@ -380,6 +419,7 @@ static struct store_batch *batch_new(struct store *st, enum store_table t) {
     return NULL;
   b->st = st;
   b->table = t;
+  b->shard = -1;
   buf_init(&b->copy, STORE_ARRAY_MAX);
   buf_init(&b->rows, STORE_ROWS_MAX);
   buf_init(&b->offsets, STORE_ROWS_MAX);
@@ -404,6 +444,24 @@ static int batch_take_rows(struct store_batch *b, const struct buf *rows,
       return rv;
     b->n_rows++;
   }
+  return 0;
+}
+
+/* Copies the rows of COPY connection |shard| among rows [0, n) of a packed
+ * set into |b|, in their order. */
+static int batch_take_shard(struct store_batch *b, const struct buf *rows,
+                            const struct buf *offsets, int n_total, int n,
+                            int shard) {
+  for (int i = 0; i < n; i++) {
+    const char *row = rows->data + row_offset(offsets, i);
+    int rv;
+    if (row_shard(row) != shard)
+      continue;
+    rv = batch_take_rows(b, rows, offsets, n_total, i, i + 1);
+    if (rv)
+      return rv;
+  }
+  b->shard = shard;
   return 0;
 }
 
@@ -575,7 +633,10 @@ static int stmt_waiting(const struct store_table_q *q) {
 static int copy_try(struct store *st, struct store_batch *b) {
   struct store_table_q *q = &st->q[b->table];
   int rv;
-  if (b->no_copy || !copy_takes(st, b->table))
+  /* A batch of any symbols (made while COPY was down) takes the statement:
+   * on one connection it could overtake rows waiting on the other. */
+  if (b->no_copy || b->shard < 0 || !copy_takes(st, b->table) ||
+      !pgcopy_is_up(&st->copy[b->shard]))
     return 0;
   if (q->stmt_fly || stmt_waiting(q))
     return -1;
@@ -594,14 +655,35 @@ static int copy_try(struct store *st, struct store_batch *b) {
   b->job.len = b->copy.len;
   b->job.cb = copy_done;
   b->job.data = b;
-  rv = pgcopy_submit(&st->copy, &b->job);
+  rv = pgcopy_submit(&st->copy[b->shard], &b->job);
   if (rv == BL_EFULL)
     return -1;
   return rv == 0;
 }
 
+/* The COPY connections whose rows |b| holds, as a bit set: all of them for
+ * a batch of any symbols or one bound to the statement (statements and
+ * COPYs of a table never run at once, see copy_fly). */
+static unsigned shard_mask(const struct store_batch *b) {
+  if (b->no_copy || b->shard < 0)
+    return (1u << STORE_COPY_CONNS) - 1;
+  return 1u << b->shard;
+}
+
+/* 1 if a held batch of |q| has rows of the same connection as |b|: |b|,
+ * being newer, must wait behind it. */
+static int held_before(const struct store_table_q *q,
+                       const struct store_batch *b) {
+  unsigned m = shard_mask(b);
+  for (const struct store_batch *h = q->ready; h; h = h->next)
+    if (shard_mask(h) & m)
+      return 1;
+  return 0;
+}
+
 /* A table's held batches, oldest first: they are sent in this order, and a
- * newer batch never overtakes one held here (rows commit in order). */
+ * newer batch never overtakes one held here that has rows of the same
+ * COPY connection (each symbol's rows commit in order). */
 static void ready_push_back(struct store_table_q *q, struct store_batch *b) {
   b->next = NULL;
   if (q->ready_tail)
@@ -644,7 +726,7 @@ static void batch_split(struct store *st, struct store_batch *b,
 static void batch_submit(struct store *st, struct store_batch *b, int older) {
   struct store_table_q *q = &st->q[b->table];
   int rv;
-  if (!older && q->ready) {
+  if (!older && held_before(q, b)) {
     ready_push_back(q, b);
     return;
   }
@@ -759,7 +841,8 @@ static void pg_watch(struct store *st) {
       /* Once pg is up the schema is in place (the app starts pg after
        * its migrations), so COPY does not meet missing tables. */
       st->copy_started = 1;
-      pgcopy_start(&st->copy);
+      for (int i = 0; i < STORE_COPY_CONNS; i++)
+        pgcopy_start(&st->copy[i]);
     }
   } else if (!st->pg_down) {
     st->pg_down = 1;
@@ -1152,8 +1235,18 @@ static void sync_flush(struct store *st, enum store_table t, int now) {
   sy->job.params = sy->params;
   sy->job.cb = sync_done;
   sy->job.data = sy;
-  if (pgcopy_submit(&st->copy, &sy->job))
-    return; /* kept pending: the next tick tries again */
+  {
+    /* Any connection: these rows are committed already. */
+    struct pgcopy *pc = NULL;
+    for (int i = 0; i < STORE_COPY_CONNS; i++)
+      if (pgcopy_is_up(&st->copy[i]) &&
+          (!pc || pgcopy_pending(&st->copy[i]) < pgcopy_pending(pc)))
+        pc = &st->copy[i];
+    if (!pc)
+      pc = &st->copy[0]; /* takes it while closing; refuses it if down */
+    if (pgcopy_submit(pc, &sy->job))
+      return; /* kept pending: the next tick tries again */
+  }
   for (int i = 0; i < sy->n; i++)
     sy->ents[i].pending = 0;
   sy->n_pending = 0;
@@ -1200,7 +1293,7 @@ static void copy_done(struct pgcopy_job *job, int status, const char *err) {
       if (st->closing || t == (int)b->table)
         sync_flush(st, (enum store_table)t, st->closing);
     batch_free(b);
-    if (!q->copy_fly && q->n_rows >= st->opts.batch_size)
+    if (batch_due(st, q))
       flush_table(st, q); /* the rows that waited for this COPY */
   } else {
     /* Not committed, or not known to be: the statement skips what the
@@ -1226,21 +1319,38 @@ static void copy_done(struct pgcopy_job *job, int status, const char *err) {
   maybe_closed(st);
 }
 
-/* Moves up to batch_size waiting rows into a batch and submits it. */
+/* Moves waiting rows into batches of at most batch_limit rows and submits
+ * them: while COPY takes the table, one batch per COPY connection, each
+ * with that connection's symbols. */
 static void flush_table(struct store *st, struct store_table_q *q) {
   int limit = batch_limit(st, q);
+  int nb = copy_takes(st, q->table) ? STORE_COPY_CONNS : 1;
   while (q->n_rows) {
     int take = q->n_rows < limit ? q->n_rows : limit;
-    struct store_batch *b = batch_new(st, q->table);
+    struct store_batch *bs[STORE_COPY_CONNS] = {0};
+    uint64_t seq0 = q->seq_in - (uint64_t)q->n_rows;
     size_t cut;
-    if (!b || batch_take_rows(b, &q->rows, &q->offsets, q->n_rows, 0, take)) {
+    int rv = 0;
+    for (int s = 0; s < nb && !rv; s++) {
+      bs[s] = batch_new(st, q->table);
+      if (!bs[s])
+        rv = BL_ENOMEM;
+      else if (nb == 1)
+        rv = batch_take_rows(bs[s], &q->rows, &q->offsets, q->n_rows, 0, take);
+      else
+        rv = batch_take_shard(bs[s], &q->rows, &q->offsets, q->n_rows, take,
+                              s);
+      if (bs[s])
+        bs[s]->seq0 = seq0; /* a lower bound for a shard's first row */
+    }
+    if (rv) {
       log_error("store", "%s: out of memory building a batch",
                 tables[q->table].name);
-      if (b)
-        batch_free(b);
+      for (int s = 0; s < nb; s++)
+        if (bs[s])
+          batch_free(bs[s]);
       return;
     }
-    b->seq0 = q->seq_in - (uint64_t)q->n_rows;
     /* Drop the taken rows from the waiting set and shift the offsets. */
     cut = take < q->n_rows ? row_offset(&q->offsets, take) : q->rows.len;
     buf_consume(&q->rows, cut);
@@ -1251,7 +1361,12 @@ static void flush_table(struct store *st, struct store_table_q *q) {
     }
     q->n_rows -= take;
     q->first_row_ms = uv_now(st->loop);
-    batch_submit(st, b, 0);
+    for (int s = 0; s < nb; s++) {
+      if (bs[s]->n_rows)
+        batch_submit(st, bs[s], 0);
+      else
+        batch_free(bs[s]);
+    }
   }
 }
 
@@ -1348,12 +1463,13 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
     memset(&co, 0, sizeof co);
     co.conn = *st->opts.copy_conn;
     co.conn.application_name = "binance-live-copy";
-    /* One job at a time: a refused COPY's batch then goes through the
-     * statement before any later batch of its table (copy_try holds them
-     * while it waits), so rows still commit in order and the start-up
-     * repair, which looks above the newest stored row, misses nothing
-     * after a crash. The next COPY starts in the completion callback,
-     * so this costs no round trip. */
+    /* One job at a time per connection: a refused COPY's batch then goes
+     * through the statement before any later batch of its symbols
+     * (copy_try holds them while it waits), so each symbol's rows still
+     * commit in order and the start-up repair, which looks above a
+     * symbol's newest stored row, misses nothing after a crash. The next
+     * COPY starts in the completion callback, so this costs no round
+     * trip. */
     co.max_jobs = 1;
     for (int t = 0; t < STORE_NTABLES; t++) {
       struct store_sync *sy;
@@ -1369,12 +1485,14 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
       buf_init(&sy->times, STORE_ARRAY_MAX);
       st->sync[t] = sy;
     }
-    rv = pgcopy_init(loop, &st->copy, &co);
-    if (rv)
-      return rv;
-    st->copy.data = st;
+    for (int i = 0; i < STORE_COPY_CONNS; i++) {
+      rv = pgcopy_init(loop, &st->copy[i], &co);
+      if (rv)
+        return rv;
+      st->copy[i].data = st;
+      st->copy_open_++;
+    }
     st->copy_on = 1;
-    st->copy_open_ = 1;
   }
   rv = uv_timer_init(loop, &st->timer);
   if (rv)
@@ -1640,7 +1758,7 @@ static void maybe_closed(struct store *st) {
 
 static void copy_closed(struct pgcopy *pc) {
   struct store *st = pc->data;
-  st->copy_open_ = 0;
+  st->copy_open_--;
   maybe_closed(st);
 }
 
@@ -1651,7 +1769,8 @@ void store_close(struct store *st, void (*cb)(struct store *st)) {
   if (st->copy_on) {
     for (int t = 0; t < STORE_NTABLES; t++)
       sync_flush(st, (enum store_table)t, 1);
-    pgcopy_close(&st->copy, STORE_COPY_CLOSE_MS, copy_closed);
+    for (int i = 0; i < STORE_COPY_CONNS; i++)
+      pgcopy_close(&st->copy[i], STORE_COPY_CLOSE_MS, copy_closed);
   }
   uv_close((uv_handle_t *)&st->timer, timer_closed);
 }

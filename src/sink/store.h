@@ -11,9 +11,13 @@
  * tickers, trades and snapshots ignore a row they already have.
  *
  * With store_opts.copy_conn set, batches of the insert-only tables
- * (tickers, trades, depth snapshots) go first through COPY on a second
- * connection (sink/pgcopy): several times cheaper for the server than the
- * statement. COPY cannot skip a row the table already has, so a COPY the
+ * (tickers, trades, depth snapshots) go first through COPY on their own
+ * connections (sink/pgcopy, STORE_COPY_CONNS of them): several times
+ * cheaper for the server than the statement. Each symbol belongs to one
+ * COPY connection (a hash of its name) and a batch holds one connection's
+ * symbols, so a symbol's rows commit in the order they came: the start-up
+ * repair looks only above a symbol's newest stored row, and a later batch
+ * committing before an earlier one would leave a hole below it. COPY cannot skip a row the table already has, so a COPY the
  * server refuses (a duplicate after a reconnect or a repair overlap, a bad
  * value) or does not confirm (the link dropped) sends its batch through the
  * statement instead, which is the path of record. sync_status is then
@@ -87,6 +91,10 @@ struct store_opts {
 };
 
 struct store_batch;
+
+/* COPY connections. Two let PostgreSQL load one batch while the other waits
+ * for its round trips, and use a second core when the server has one. */
+#define STORE_COPY_CONNS 2
 struct store_sync;
 
 struct store_table_q {
@@ -136,10 +144,11 @@ struct store {
                                numbers it reached, oldest first */
   int nmarks, capmarks;
   uint64_t rows_spooled, rows_replayed, spool_refused, spool_episodes;
-  /* COPY */
-  struct pgcopy copy;
-  int copy_on;      /* a COPY connection is configured */
-  int copy_open_;   /* not yet closed */
+  /* COPY, on STORE_COPY_CONNS connections. Each symbol's rows always use
+   * the same one, so they still commit in order (see store.c). */
+  struct pgcopy copy[STORE_COPY_CONNS];
+  int copy_on;      /* COPY connections are configured */
+  int copy_open_;   /* connections not yet closed */
   int copy_started; /* started once pg was first up */
   struct pg_stmt sync_stmt;
   struct store_sync *sync[STORE_NTABLES]; /* per COPY table */

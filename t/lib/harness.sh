@@ -23,7 +23,8 @@
 #   h_pg_start             PostgreSQL on 127.0.0.1:$PGPORT (free port) and a
 #                          unix socket in $H_TMP/pgsock; data dir copied from
 #                          a cached initdb template ($BUILD/pg-template);
-#                          fsync off; database binance_data created. Exports
+#                          fsync off, commit timestamps on; database
+#                          binance_data created. Exports
 #                          PGHOST=127.0.0.1 PGPORT PGUSER=postgres
 #                          PGDATABASE=binance_data (and H_PGDATA, H_PG_BIN).
 #   h_pg_stop              fast shutdown, waits until it is gone.
@@ -375,6 +376,8 @@ h__pg_launch() {
   opts="$opts -c max_connections=100 -c shared_buffers=32MB"
   opts="$opts -c max_wal_size=1GB -c checkpoint_timeout=30min"
   opts="$opts -c autovacuum=off -c jit=off -c logging_collector=off"
+  # Commit times, so that tests can check the order rows committed in.
+  opts="$opts -c track_commit_timestamp=on"
   opts="$opts -c log_min_messages=warning -c log_line_prefix=%m_[%p]_"
   if ! h__pg_ctl start -w -t 60 -s -o "$opts" -l "$H_TMP/pg.log" \
     >/dev/null 2>&1; then

@@ -22,6 +22,11 @@
  * which skips the 100 and isolates the bad row.
  * STORE_LOAD_PG_MAX_BYTES bounds pg's parameter bytes, so that batches
  * over it must be halved to fit.
+ * STORE_LOAD_ORDER=N instead queues only N trades over 40 symbols
+ * (ORD00USDT..ORD39USDT, ids from 1 up per symbol, round robin), as fast
+ * as the store takes them, once all its COPY connections are up: enough
+ * to keep every connection busy, so that store.sh can check that each
+ * symbol's rows committed in order. It prints copy_jobs_I per connection.
  * Then it closes and prints its counters as key=value lines. Exit 0 only
  * with uv_loop_close() == 0.
  * Server coordinates come from PGHOST/PGPORT/PGUSER/PGDATABASE.
@@ -132,10 +137,17 @@ static void store_closed(struct store *s) {
 static uint64_t start_ms; /* uv_now() at start: uv_now is not 0-based */
 static int copy_phase;    /* STORE_LOAD_COPY: 1 (waiting), 2, 3 (done) */
 
+static int copy_all_up(void) {
+  for (int i = 0; i < STORE_COPY_CONNS; i++)
+    if (!pgcopy_is_up(&st.copy[i]))
+      return 0;
+  return 1;
+}
+
 static void check(uv_timer_t *t) {
   if (store_pending(&st) && uv_now(&loop) - start_ms < 30000)
     return;
-  if (copy_phase == 1 && pgcopy_is_up(&st.copy)) {
+  if (copy_phase == 1 && copy_all_up()) {
     for (int64_t id = 2501; id <= 5000; id++)
       trade(id);
     for (int64_t id = 1; id <= 10; id++)
@@ -167,11 +179,89 @@ static void check(uv_timer_t *t) {
   store_close(&st, store_closed);
 }
 
+/* --- STORE_LOAD_ORDER ----------------------------------------------------- */
+
+#define ORDER_SYMBOLS 40
+static int64_t order_total, order_sent;
+
+static void order_feed(uv_timer_t *t) {
+  if (copy_phase == 1) {
+    if (!copy_all_up())
+      return;
+    copy_phase = 2;
+  }
+  /* Up to 2000 trades a tick; a full queue (no spool here) ends the tick
+   * and the same trade is offered again on the next one. */
+  for (int i = 0; i < 2000 && order_sent < order_total; i++) {
+    struct ev_trade tr;
+    int64_t id = order_sent / ORDER_SYMBOLS + 1;
+    memset(&tr, 0, sizeof tr);
+    snprintf(tr.symbol, sizeof tr.symbol, "ORD%02dUSDT",
+             (int)(order_sent % ORDER_SYMBOLS));
+    tr.agg_trade_id = id;
+    snprintf(tr.price, sizeof tr.price, "%" PRId64 ".5", 100 + id % 1000);
+    set(tr.quantity, sizeof tr.quantity, "1.25");
+    tr.first_trade_id = tr.last_trade_id = id;
+    tr.trade_time = BASE_MS + id;
+    tr.event_time = tr.trade_time;
+    if (store_trade(&st, &tr, 0) == BL_EFULL)
+      return;
+    order_sent++;
+  }
+  if (order_sent < order_total || store_pending(&st))
+    return;
+  uv_timer_stop(t);
+  uv_close((uv_handle_t *)t, NULL);
+  done = 1;
+  store_close(&st, store_closed);
+}
+
+static int order_main(int64_t n) {
+  struct pg_opts po;
+  struct store_opts so = {.batch_size = 500, .flush_interval_ms = 50};
+  const char *port = getenv("PGPORT");
+  log_setup(BL_LOG_WARN, BL_LOG_TEXT, "store_load", "test");
+  uv_loop_init(&loop);
+  memset(&po, 0, sizeof po);
+  po.conn.host = getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1";
+  po.conn.port = port ? (int)strtol(port, NULL, 10) : 5432;
+  po.conn.user = getenv("PGUSER") ? getenv("PGUSER") : "postgres";
+  po.conn.dbname = getenv("PGDATABASE") ? getenv("PGDATABASE") : "binance_data";
+  so.copy_conn = &po.conn;
+  order_total = n;
+  copy_phase = 1;
+  if (pg_init(&loop, &pg, &po) || store_init(&loop, &st, &pg, &so) ||
+      pg_start(&pg)) {
+    fprintf(stderr, "FAIL: init\n");
+    return 1;
+  }
+  uv_timer_init(&loop, &waiter);
+  uv_timer_start(&waiter, order_feed, 1, 1);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  printf("order_sent=%" PRId64 "\n", order_sent);
+  printf("written_trades=%llu\n",
+         (unsigned long long)st.q[STORE_TRADES].rows_written);
+  printf("copy_committed=%llu\ncopy_fell_back=%llu\n",
+         (unsigned long long)st.copy_batches,
+         (unsigned long long)st.copy_fallbacks);
+  for (int i = 0; i < STORE_COPY_CONNS; i++)
+    printf("copy_jobs_%d=%llu\n", i,
+           (unsigned long long)st.copy[i].stats.jobs_ok);
+  if (uv_loop_close(&loop)) {
+    fprintf(stderr, "FAIL: uv_loop_close\n");
+    return 1;
+  }
+  return done ? 0 : 1;
+}
+
 int main(void) {
   struct pg_opts po;
   struct store_opts so = {.batch_size = 1000, .flush_interval_ms = 100};
   const char *port = getenv("PGPORT");
   uint64_t written[STORE_NTABLES], bad = 0;
+
+  if (getenv("STORE_LOAD_ORDER"))
+    return order_main(strtoll(getenv("STORE_LOAD_ORDER"), NULL, 10));
 
   log_setup(getenv("STORE_LOAD_COPY") ? BL_LOG_INFO : BL_LOG_WARN, BL_LOG_TEXT,
             "store_load", "test");
