@@ -198,9 +198,9 @@ static const char sync_sql[] =
 
 /* While a table's COPYs are in flight, its rows wait and the next COPY on
  * each connection takes up to this many times batch_size: fewer round trips
- * per row under load, batch_size rows (or flush_interval_ms) when a
- * connection keeps up. */
-#define STORE_COPY_FACTOR 5
+ * and less set-up per row under load; see batch_due for when a connection
+ * keeps up. */
+#define STORE_COPY_FACTOR 10
 
 /* Symbols one pending sync_status update may hold per table. */
 #define SYNC_MAX_SYMBOLS 4096
@@ -358,12 +358,13 @@ static int batch_limit(const struct store *st, const struct store_table_q *q) {
 }
 
 /* 1 when the waiting rows of |q| should leave before batch_limit: once
- * there are 2 x batch_size of them per COPY connection (batch_size for a
+ * there are 4 x batch_size of them per COPY connection (batch_size for a
  * table without COPY) and a connection is idle or none has the table's
- * rows. Fewer, larger COPYs cost the server less per row; below that the
- * flush interval sends them. */
+ * rows. Fewer, larger COPYs cost the server less per row (it sets up to
+ * 1,000 tuple slots for each COPY); below that the flush interval sends
+ * them. */
 static int batch_due(const struct store *st, const struct store_table_q *q) {
-  int per = copy_takes(st, q->table) ? 2 * STORE_COPY_CONNS : 1;
+  int per = copy_takes(st, q->table) ? 4 * STORE_COPY_CONNS : 1;
   return q->n_rows >= per * st->opts.batch_size &&
          (!q->copy_fly || copy_idle(st));
 }
@@ -1424,7 +1425,7 @@ int store_init(uv_loop_t *loop, struct store *st, struct pg *pg,
   if (st->opts.flush_interval_ms <= 0)
     st->opts.flush_interval_ms = 200;
   if (st->opts.max_rows <= 0)
-    st->opts.max_rows = 20 * st->opts.batch_size;
+    st->opts.max_rows = 40 * st->opts.batch_size;
   if (st->opts.spool_grace_ms <= 0)
     st->opts.spool_grace_ms = 1000;
   buf_init(&st->scratch, SPOOL_RECORD_MAX - 16);

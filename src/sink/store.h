@@ -80,7 +80,7 @@ enum store_table {
 struct store_opts {
   int batch_size;               /* rows per statement; 0: 1000 */
   int flush_interval_ms;        /* 0: 200 */
-  int max_rows;                 /* rows held per table; 0: 20 * batch_size */
+  int max_rows;                 /* rows held per table; 0: 40 * batch_size */
   const char *spool_dir;        /* NULL: no spool */
   uint64_t spool_max_bytes;     /* 0: 1 GiB */
   uint64_t spool_segment_bytes; /* 0: 64 MiB */
