@@ -68,6 +68,20 @@ b_cpu_ticks() {
   awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+# CPU ticks of the harness's PostgreSQL: the postmaster, its live children
+# and the children it has reaped (a finished backend's time lands in the
+# postmaster's cutime/cstime).
+b_pg_ticks() {
+  local pm s p
+  pm=$(h__pg_pid)
+  [ -n "$pm" ] || { echo 0; return; }
+  s=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat" 2>/dev/null || echo 0)
+  for p in $(pgrep -P "$pm"); do
+    s=$((s + $(b_cpu_ticks "$p")))
+  done
+  echo "$s"
+}
+
 # b_status_kb PID FIELD: a VmXXX field of /proc/PID/status in kB.
 b_status_kb() {
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
