@@ -395,8 +395,7 @@ static int queue_row(struct store *st, struct store_table_q *q, const char *row,
   q->seq_in++;
   if (fresh)
     q->rows_in++;
-  if (q->n_rows >= batch_limit(st, q) ||
-      batch_due(st, q))
+  if (q->n_rows >= batch_limit(st, q) || batch_due(st, q))
     flush_table(st, q);
   return 0;
 }
@@ -1339,8 +1338,7 @@ static void flush_table(struct store *st, struct store_table_q *q) {
       else if (nb == 1)
         rv = batch_take_rows(bs[s], &q->rows, &q->offsets, q->n_rows, 0, take);
       else
-        rv = batch_take_shard(bs[s], &q->rows, &q->offsets, q->n_rows, take,
-                              s);
+        rv = batch_take_shard(bs[s], &q->rows, &q->offsets, q->n_rows, take, s);
       if (bs[s])
         bs[s]->seq0 = seq0; /* a lower bound for a shard's first row */
     }

@@ -17,12 +17,13 @@
  * COPY connection (a hash of its name) and a batch holds one connection's
  * symbols, so a symbol's rows commit in the order they came: the start-up
  * repair looks only above a symbol's newest stored row, and a later batch
- * committing before an earlier one would leave a hole below it. COPY cannot skip a row the table already has, so a COPY the
- * server refuses (a duplicate after a reconnect or a repair overlap, a bad
- * value) or does not confirm (the link dropped) sends its batch through the
- * statement instead, which is the path of record. sync_status is then
- * updated by a separate small statement from the committed rows' newest
- * times per symbol (merged across batches while one is in flight).
+ * committing before an earlier one would leave a hole below it. COPY cannot
+ * skip a row the table already has, so a COPY the server refuses (a duplicate
+ * after a reconnect or a repair overlap, a bad value) or does not confirm (the
+ * link dropped) sends its batch through the statement instead, which is the
+ * path of record. sync_status is then updated by a separate small statement
+ * from the committed rows' newest times per symbol (merged across batches while
+ * one is in flight).
  *
  * A batch the server rejects for its data (SQLSTATE class 22 or 23) is
  * split in halves and retried until the bad row stands alone, which is then

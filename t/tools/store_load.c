@@ -179,6 +179,17 @@ static void check(uv_timer_t *t) {
   store_close(&st, store_closed);
 }
 
+/* The server from PGHOST/PGPORT/PGUSER/PGDATABASE. */
+static void pg_opts_from_env(struct pg_opts *po) {
+  const char *port = getenv("PGPORT");
+  memset(po, 0, sizeof *po);
+  po->conn.host = getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1";
+  po->conn.port = port ? (int)strtol(port, NULL, 10) : 5432;
+  po->conn.user = getenv("PGUSER") ? getenv("PGUSER") : "postgres";
+  po->conn.dbname =
+      getenv("PGDATABASE") ? getenv("PGDATABASE") : "binance_data";
+}
+
 /* --- STORE_LOAD_ORDER ----------------------------------------------------- */
 
 #define ORDER_SYMBOLS 40
@@ -219,14 +230,9 @@ static void order_feed(uv_timer_t *t) {
 static int order_main(int64_t n) {
   struct pg_opts po;
   struct store_opts so = {.batch_size = 500, .flush_interval_ms = 50};
-  const char *port = getenv("PGPORT");
   log_setup(BL_LOG_WARN, BL_LOG_TEXT, "store_load", "test");
   uv_loop_init(&loop);
-  memset(&po, 0, sizeof po);
-  po.conn.host = getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1";
-  po.conn.port = port ? (int)strtol(port, NULL, 10) : 5432;
-  po.conn.user = getenv("PGUSER") ? getenv("PGUSER") : "postgres";
-  po.conn.dbname = getenv("PGDATABASE") ? getenv("PGDATABASE") : "binance_data";
+  pg_opts_from_env(&po);
   so.copy_conn = &po.conn;
   order_total = n;
   copy_phase = 1;
@@ -257,7 +263,6 @@ static int order_main(int64_t n) {
 int main(void) {
   struct pg_opts po;
   struct store_opts so = {.batch_size = 1000, .flush_interval_ms = 100};
-  const char *port = getenv("PGPORT");
   uint64_t written[STORE_NTABLES], bad = 0;
 
   if (getenv("STORE_LOAD_ORDER"))
@@ -266,11 +271,7 @@ int main(void) {
   log_setup(getenv("STORE_LOAD_COPY") ? BL_LOG_INFO : BL_LOG_WARN, BL_LOG_TEXT,
             "store_load", "test");
   uv_loop_init(&loop);
-  memset(&po, 0, sizeof po);
-  po.conn.host = getenv("PGHOST") ? getenv("PGHOST") : "127.0.0.1";
-  po.conn.port = port ? (int)strtol(port, NULL, 10) : 5432;
-  po.conn.user = getenv("PGUSER") ? getenv("PGUSER") : "postgres";
-  po.conn.dbname = getenv("PGDATABASE") ? getenv("PGDATABASE") : "binance_data";
+  pg_opts_from_env(&po);
   if (getenv("STORE_LOAD_PG_MAX_BYTES")) /* batches over it are halved */
     po.max_bytes =
         (size_t)strtoull(getenv("STORE_LOAD_PG_MAX_BYTES"), NULL, 10);
