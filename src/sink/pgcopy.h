@@ -4,8 +4,8 @@
  *
  * COPY is the server's fastest way in: it inserts rows in bulk, several
  * times cheaper per row than INSERT ... SELECT FROM unnest(...). It cannot
- * run in pipeline mode, so sink/store keeps this second connection beside
- * sink/pg for the insert-only tables. Jobs run one at a time, each its own
+ * run in pipeline mode, so sink/store keeps such connections beside sink/pg
+ * for the insert-only tables. Jobs run one at a time, each its own
  * transaction: COPY query -> CopyInResponse -> the data -> CopyDone ->
  * result. A job either commits whole or not at all. A job may also be a
  * plain statement with text parameters (the store's sync_status update

@@ -86,8 +86,9 @@ struct store_opts {
   uint64_t spool_max_bytes;     /* 0: 1 GiB */
   uint64_t spool_segment_bytes; /* 0: 64 MiB */
   int spool_grace_ms;           /* pg down this long: spool; 0: 1000 */
-  /* The second connection for COPY (tickers, trades, depth snapshots);
-   * NULL: every batch goes through pg's statements. */
+  /* Where the COPY connections go (tickers, trades, depth snapshots;
+   * STORE_COPY_CONNS of them); NULL: every batch goes through pg's
+   * statements. */
   const struct pgconn_opts *copy_conn;
 };
 
