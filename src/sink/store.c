@@ -328,8 +328,7 @@ static int copy_takes(const struct store *st, enum store_table t) {
   return 0;
 }
 
-/* 1 while a COPY connection is up and has nothing to do: a batch of
- * batch_size rows then leaves at once instead of waiting for more. */
+/* 1 while a COPY connection is up and has nothing to do (see batch_due). */
 static int copy_idle(const struct store *st) {
   for (int i = 0; i < STORE_COPY_CONNS; i++)
     if (pgcopy_is_up(&st->copy[i]) && !pgcopy_pending(&st->copy[i]))
@@ -447,21 +446,18 @@ static int batch_take_rows(struct store_batch *b, const struct buf *rows,
   return 0;
 }
 
-/* Copies the rows of COPY connection |shard| among rows [0, n) of a packed
- * set into |b|, in their order. */
-static int batch_take_shard(struct store_batch *b, const struct buf *rows,
-                            const struct buf *offsets, int n_total, int n,
-                            int shard) {
+/* Copies rows [0, n) of a packed set into bs[0 .. STORE_COPY_CONNS - 1],
+ * each to the batch of its COPY connection, in their order. */
+static int batch_take_sharded(struct store_batch **bs, const struct buf *rows,
+                              const struct buf *offsets, int n_total, int n) {
+  for (int s = 0; s < STORE_COPY_CONNS; s++)
+    bs[s]->shard = s;
   for (int i = 0; i < n; i++) {
-    const char *row = rows->data + row_offset(offsets, i);
-    int rv;
-    if (row_shard(row) != shard)
-      continue;
-    rv = batch_take_rows(b, rows, offsets, n_total, i, i + 1);
+    int s = row_shard(rows->data + row_offset(offsets, i));
+    int rv = batch_take_rows(bs[s], rows, offsets, n_total, i, i + 1);
     if (rv)
       return rv;
   }
-  b->shard = shard;
   return 0;
 }
 
@@ -1335,13 +1331,13 @@ static void flush_table(struct store *st, struct store_table_q *q) {
       bs[s] = batch_new(st, q->table);
       if (!bs[s])
         rv = BL_ENOMEM;
-      else if (nb == 1)
-        rv = batch_take_rows(bs[s], &q->rows, &q->offsets, q->n_rows, 0, take);
       else
-        rv = batch_take_shard(bs[s], &q->rows, &q->offsets, q->n_rows, take, s);
-      if (bs[s])
         bs[s]->seq0 = seq0; /* a lower bound for a shard's first row */
     }
+    if (!rv && nb == 1)
+      rv = batch_take_rows(bs[0], &q->rows, &q->offsets, q->n_rows, 0, take);
+    else if (!rv)
+      rv = batch_take_sharded(bs, &q->rows, &q->offsets, q->n_rows, take);
     if (rv) {
       log_error("store", "%s: out of memory building a batch",
                 tables[q->table].name);
