@@ -149,30 +149,30 @@ struct dedupe_key {
   int64_t key, sub;
 };
 
+/* Copies as much of |s| as fits before |end|; returns the new end. */
+static char *put_clamped(char *p, const char *end, const char *s) {
+  size_t m = strlen(s);
+  if (m > (size_t)(end - p))
+    m = (size_t)(end - p);
+  memcpy(p, s, m);
+  return p + m;
+}
+
 /* snprintf(name, cap, "T:%s[:%s]", a, b) without printf (this runs per
  * event): |b| NULL leaves out ":%s". Truncates as snprintf would. */
 static void key_name(char *name, size_t cap, char type, const char *a,
                      const char *b) {
-  size_t m;
   char *end = name + cap - 1;
   char *p = name;
   if (p < end)
     *p++ = type;
   if (p < end)
     *p++ = ':';
-  m = strlen(a);
-  if (m > (size_t)(end - p))
-    m = (size_t)(end - p);
-  memcpy(p, a, m);
-  p += m;
+  p = put_clamped(p, end, a);
   if (b) {
     if (p < end)
       *p++ = ':';
-    m = strlen(b);
-    if (m > (size_t)(end - p))
-      m = (size_t)(end - p);
-    memcpy(p, b, m);
-    p += m;
+    p = put_clamped(p, end, b);
   }
   *p = '\0';
 }
