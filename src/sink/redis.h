@@ -66,6 +66,7 @@ struct redis_sink {
   /* Counters (read freely). */
   uint64_t published;  /* events sent (SET+PUBLISH pairs) */
   uint64_t dropped;    /* events not sent: down or over the in-flight cap */
+  uint64_t ttl_writes; /* latest-key writes that set the TTL (SET ... EX) */
   uint64_t reconnects; /* times UP was reached again after a loss */
   uint64_t errors;     /* error replies, failed connects, lost links */
   char errstr[256];    /* the last error, for logs and /health */
@@ -90,7 +91,9 @@ struct redis_sink {
   struct redis_chan **buckets;  /* channels by name */
   struct redis_chan **tbuckets; /* the same, by (kind, symbol, interval) */
   size_t n_chans;
-  char ttl_resp[40]; /* "$2\r\nEX\r\n$N\r\nTTL\r\n", the end of every SET */
+  char ttl_resp[40]; /* "$2\r\nEX\r\n$N\r\nTTL\r\n", the end of a SET */
+  int keepttl;       /* this server takes SET ... KEEPTTL */
+  uint64_t conn_id;  /* counts connections (a key's TTL is per server) */
   size_t ttl_resp_len;
   char *symbols_json; /* the last active-symbols array, or NULL */
   size_t symbols_len;
@@ -126,5 +129,9 @@ int redis_sink_is_up(const struct redis_sink *r);
  * replies are awaited) for at most close_timeout_ms, then drops the
  * connection, closes the timer and calls |cb|. */
 void redis_sink_close(struct redis_sink *r, redis_sink_close_cb cb);
+
+/* 1 if an INFO text names a Redis version that takes SET ... KEEPTTL
+ * (6.0 and later). Pure; exposed for tests. */
+int redis_version_has_keepttl(const char *info);
 
 #endif

@@ -12,7 +12,10 @@
  * mid-stream gives counted drops, a visible seq gap and rewritten keys
  * after reconnect; AUTH works and a wrong password is reported; a server
  * that never answers trips the command watchdog; the in-flight cap
- * drops and counts; close flushes everything queued.
+ * drops and counts; close flushes everything queued; under a steady
+ * stream a latest key's TTL is set again every 250 ms or so (SET ... EX)
+ * and kept in between (SET ... KEEPTTL), so it neither lapses nor loses
+ * its expiry.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -181,6 +184,15 @@ static redisReply *sync_cmd(int port, const char *password, const char *fmt,
 
 static long long sync_ttl(int port, const char *key) {
   redisReply *rep = sync_cmd(port, NULL, "TTL %s", key);
+  long long v;
+  assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+  v = rep->integer;
+  freeReplyObject(rep);
+  return v;
+}
+
+static long long sync_pttl(int port, const char *key) {
+  redisReply *rep = sync_cmd(port, NULL, "PTTL %s", key);
   long long v;
   assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
   v = rep->integer;
@@ -437,6 +449,52 @@ static void publish_subscribe_and_keys(void **state) {
   sync_get(port, NULL, "t:symbols:active", got, sizeof got);
   assert_string_equal(got, "[\"BTCUSDT\",\"ETHUSDT\"]");
   assert_int_equal(sync_ttl(port, "t:symbols:active"), -1);
+
+  fx_close(&f);
+  redis_kill(pid);
+}
+
+static int64_t steady_id;
+static uint64_t steady_until;
+static int keepttl_known(struct fx *f) {
+  return f->sink.keepttl;
+}
+/* Publishes one trade per poll (every 5 ms) until steady_until. */
+static int publish_steadily(struct fx *f) {
+  struct ev_trade tr;
+  make_trade(&tr, "BTCUSDT", ++steady_id);
+  assert_int_equal(redis_sink_publish_trade(&f->sink, &tr), 0);
+  return uv_now(&f->loop) >= steady_until;
+}
+static int nothing_in_flight(struct fx *f) {
+  return f->sink.inflight == 0;
+}
+
+static void ttl_renewed_under_steady_stream(void **state) {
+  struct fx f;
+  int port = free_port();
+  pid_t pid = redis_start(port, NULL);
+  struct redis_sink_opts o = {0};
+  long long pttl;
+  (void)state;
+
+  o.live_data_ttl = 2;
+  fx_init(&f, port, NULL, &o);
+  assert_int_equal(redis_sink_start(&f.sink), 0);
+  assert_true(run_until(&f, is_up, 5000));
+  assert_true(run_until(&f, keepttl_known, 2000)); /* Redis >= 6 here */
+  /* 2.6 s of writes, longer than the TTL: a key whose TTL were set only
+   * once would lapse and come back without one (KEEPTTL on a new key). */
+  steady_until = uv_now(&f.loop) + 2600;
+  assert_true(run_until(&f, publish_steadily, 5000));
+  assert_true(run_until(&f, nothing_in_flight, 2000));
+  pttl = sync_pttl(port, "t:latest:trade:BTCUSDT");
+  assert_true(pttl > 2000 - 250 - 200 && pttl <= 2000);
+  assert_int_equal(f.sink.dropped, 0);
+  assert_int_equal(f.sink.errors, 0);
+  /* Renewed about every 250 ms, kept in between. */
+  assert_true(f.sink.ttl_writes >= 8);
+  assert_true(f.sink.ttl_writes * 4 <= f.sink.published);
 
   fx_close(&f);
   redis_kill(pid);
@@ -745,6 +803,8 @@ static void close_while_down_or_resolving(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(publish_subscribe_and_keys, kill_leftovers),
+      cmocka_unit_test_teardown(ttl_renewed_under_steady_stream,
+                                kill_leftovers),
       cmocka_unit_test_teardown(refused_then_server_appears, kill_leftovers),
       cmocka_unit_test_teardown(server_killed_mid_stream, kill_leftovers),
       cmocka_unit_test_teardown(auth_ok_and_wrong, kill_leftovers),

@@ -9,7 +9,9 @@
  * intervals are apart); two tuples that make the same channel name share
  * one channel and one seq, as when channels were found by name only; the
  * SET+PUBLISH bytes built from the prebuilt heads equal hiredis' own
- * formatting of the same commands, for several TTLs and message sizes.
+ * formatting of the same commands, for several TTLs and message sizes, in
+ * both forms (SET ... EX ttl and SET ... KEEPTTL); INFO texts give
+ * KEEPTTL from Redis 6.0 on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,27 +144,32 @@ static void resp_matches_hiredis(void **state) {
     assert_non_null(c);
     snprintf(ttl, sizeof ttl, "%d", ttls[i]);
     buf_init(&b, 1 << 20);
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-      char *msg = malloc(sizes[s] + 1), *want = NULL;
-      const char *set_argv[5] = {"SET", c->key, msg, "EX", ttl};
-      size_t set_lens[5] = {3, strlen(c->key), sizes[s], 2, strlen(ttl)};
+    for (size_t s = 0; s < 2 * sizeof sizes / sizeof sizes[0]; s++) {
+      size_t size = sizes[s / 2];
+      int with_ex = (int)(s % 2);
+      char *msg = malloc(size + 1), *want = NULL;
+      const char *set_argv[5] = {"SET", c->key, msg, with_ex ? "EX" : "KEEPTTL",
+                                 ttl};
+      size_t set_lens[5] = {3, strlen(c->key), size, with_ex ? 2 : 7,
+                            strlen(ttl)};
       const char *pub_argv[3] = {"PUBLISH", c->channel, msg};
-      size_t pub_lens[3] = {7, strlen(c->channel), sizes[s]};
+      size_t pub_lens[3] = {7, strlen(c->channel), size};
       char *set_cmd, *pub_cmd;
       int sl, pl;
       size_t set_len = 0;
       assert_non_null(msg);
-      memset(msg, 'a' + (int)s, sizes[s]);
-      msg[sizes[s]] = '\0';
-      assert_int_equal(chan_keep(c, msg, sizes[s]), 0);
-      sl = redisFormatCommandArgv(&set_cmd, 5, set_argv, set_lens);
+      memset(msg, 'a' + (int)s, size);
+      msg[size] = '\0';
+      assert_int_equal(chan_keep(c, msg, size), 0);
+      sl =
+          redisFormatCommandArgv(&set_cmd, with_ex ? 5 : 4, set_argv, set_lens);
       pl = redisFormatCommandArgv(&pub_cmd, 3, pub_argv, pub_lens);
       assert_true(sl > 0 && pl > 0);
       want = malloc((size_t)sl + (size_t)pl);
       assert_non_null(want);
       memcpy(want, set_cmd, (size_t)sl);
       memcpy(want + sl, pub_cmd, (size_t)pl);
-      assert_int_equal(build_set_publish(&r, &b, c, &set_len), 0);
+      assert_int_equal(build_set_publish(&r, &b, c, with_ex, &set_len), 0);
       assert_int_equal(set_len, (size_t)sl);
       assert_int_equal(b.len, (size_t)sl + (size_t)pl);
       assert_memory_equal(b.data, want, b.len);
@@ -176,11 +183,28 @@ static void resp_matches_hiredis(void **state) {
   }
 }
 
+static void keepttl_by_version(void **state) {
+  (void)state;
+  assert_true(
+      redis_version_has_keepttl("# Server\r\nredis_version:7.0.15\r\n"));
+  assert_true(redis_version_has_keepttl("redis_version:6.0.0\r\n"));
+  assert_true(redis_version_has_keepttl("redis_version:6.2.14\r\n"));
+  assert_true(redis_version_has_keepttl("redis_version:10.1.0\r\n"));
+  assert_false(redis_version_has_keepttl("redis_version:5.0.14\r\n"));
+  assert_false(redis_version_has_keepttl("redis_version:2.8.24\r\n"));
+  assert_false(redis_version_has_keepttl("redis_version:0.9\r\n"));
+  assert_false(redis_version_has_keepttl("redis_version:\r\n"));
+  assert_false(redis_version_has_keepttl("# Server\r\nno version here\r\n"));
+  assert_false(redis_version_has_keepttl(""));
+  assert_false(redis_version_has_keepttl(NULL));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(seq_per_channel),
       cmocka_unit_test(same_name_same_channel),
       cmocka_unit_test(resp_matches_hiredis),
+      cmocka_unit_test(keepttl_by_version),
   };
   return cmocka_run_group_tests_name("redis_chan", tests, NULL, NULL);
 }
