@@ -161,6 +161,14 @@ int parse_int64_text(const char *s, size_t len, int64_t *out) {
     if (len == 1)
       return -1;
   }
+  if (len - i <= 18) { /* cannot overflow: no bound check per digit */
+    for (; i < len; i++) {
+      unsigned d = (unsigned)(unsigned char)s[i] - '0';
+      if (d > 9)
+        return -1;
+      mag = mag * 10 + d;
+    }
+  }
   for (; i < len; i++) {
     uint64_t d;
     if (s[i] < '0' || s[i] > '9')

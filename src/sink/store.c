@@ -245,25 +245,30 @@ struct packer {
   int rv;
 };
 
+/* Each field is the tag, then for text a 4-byte length and the bytes, for
+ * an integer its 8 bytes: one reservation, then plain copies. */
 static void put_text(struct packer *p, const char *s) {
   uint32_t len = (uint32_t)strlen(s);
-  char tag = F_TEXT;
-  if (p->rv)
+  char *at;
+  if (p->rv || (p->rv = buf_reserve(p->b, 1 + sizeof len + len)))
     return;
-  p->rv = buf_append(p->b, &tag, 1);
-  if (!p->rv)
-    p->rv = buf_append(p->b, &len, sizeof len);
-  if (!p->rv)
-    p->rv = buf_append(p->b, s, len);
+  at = p->b->data + p->b->len;
+  *at = F_TEXT;
+  memcpy(at + 1, &len, sizeof len);
+  memcpy(at + 1 + sizeof len, s, len);
+  p->b->len += 1 + sizeof len + len;
+  p->b->data[p->b->len] = '\0';
 }
 
 static void put_i64(struct packer *p, int64_t v) {
-  char tag = F_I64;
-  if (p->rv)
+  char *at;
+  if (p->rv || (p->rv = buf_reserve(p->b, 1 + sizeof v)))
     return;
-  p->rv = buf_append(p->b, &tag, 1);
-  if (!p->rv)
-    p->rv = buf_append(p->b, &v, sizeof v);
+  at = p->b->data + p->b->len;
+  *at = F_I64;
+  memcpy(at + 1, &v, sizeof v);
+  p->b->len += 1 + sizeof v;
+  p->b->data[p->b->len] = '\0';
 }
 
 static void put_bool(struct packer *p, int v) {
