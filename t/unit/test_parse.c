@@ -992,8 +992,38 @@ static void arena_and_helpers(void **state) {
   assert_false(parse_interval_valid(""));
 }
 
+/* Integer text at the edges of the unchecked loop (up to 18 digits) and
+ * of int64. */
+static void int64_text_edges(void **state) {
+  int64_t v = 7;
+  (void)state;
+  assert_int_equal(parse_int64_text("999999999999999999", 18, &v), 0);
+  assert_true(v == 999999999999999999LL);
+  assert_int_equal(parse_int64_text("-999999999999999999", 19, &v), 0);
+  assert_true(v == -999999999999999999LL);
+  assert_int_equal(parse_int64_text("9223372036854775807", 19, &v), 0);
+  assert_true(v == INT64_MAX);
+  assert_int_equal(parse_int64_text("-9223372036854775808", 20, &v), 0);
+  assert_true(v == INT64_MIN);
+  assert_int_equal(parse_int64_text("9223372036854775808", 19, &v), -1);
+  assert_int_equal(parse_int64_text("-9223372036854775809", 20, &v), -1);
+  assert_int_equal(parse_int64_text("99999999999999999999", 20, &v), -1);
+  assert_int_equal(parse_int64_text("1634043000000", 13, &v), 0);
+  assert_true(v == 1634043000000LL);
+  assert_int_equal(parse_int64_text("0", 1, &v), 0);
+  assert_true(v == 0);
+  assert_int_equal(parse_int64_text("12a4", 4, &v), -1);
+  assert_int_equal(parse_int64_text("12/4", 4, &v), -1);
+  assert_int_equal(parse_int64_text("1.5", 3, &v), -1);
+  assert_int_equal(parse_int64_text("1e5", 3, &v), -1);
+  assert_int_equal(parse_int64_text("-", 1, &v), -1);
+  assert_int_equal(parse_int64_text("", 0, &v), -1);
+  assert_int_equal(parse_int64_text("123456789012345678a", 19, &v), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(int64_text_edges),
       cmocka_unit_test(corpus_every_frame_parses),
       cmocka_unit_test(corpus_kline_exact),
       cmocka_unit_test(corpus_trade_exact),
