@@ -34,32 +34,60 @@ static void pgcopy_on_io(struct pgconn *conn, int status, int events);
 
 /* ---- COPY binary format ---- */
 
-static int put_be16(struct buf *b, int v) {
-  unsigned char x[2] = {(unsigned char)((unsigned)v >> 8), (unsigned char)v};
-  return buf_append(b, x, 2);
+/* Big-endian writers into reserved room; each returns the end. */
+static unsigned char *wr_be16(unsigned char *p, int v) {
+  p[0] = (unsigned char)((unsigned)v >> 8);
+  p[1] = (unsigned char)v;
+  return p + 2;
 }
 
-static int put_be32(struct buf *b, int32_t v) {
+static unsigned char *wr_be32(unsigned char *p, int32_t v) {
   uint32_t u = (uint32_t)v;
-  unsigned char x[4] = {(unsigned char)(u >> 24), (unsigned char)(u >> 16),
-                        (unsigned char)(u >> 8), (unsigned char)u};
-  return buf_append(b, x, 4);
+  p[0] = (unsigned char)(u >> 24);
+  p[1] = (unsigned char)(u >> 16);
+  p[2] = (unsigned char)(u >> 8);
+  p[3] = (unsigned char)u;
+  return p + 4;
 }
 
-static int put_be64(struct buf *b, int64_t v) {
+static unsigned char *wr_be64(unsigned char *p, int64_t v) {
   uint64_t u = (uint64_t)v;
-  unsigned char x[8];
   for (int i = 7; i >= 0; i--, u >>= 8)
-    x[i] = (unsigned char)u;
-  return buf_append(b, x, 8);
+    p[i] = (unsigned char)u;
+  return p + 8;
+}
+
+/* A field is written whole or not at all: room for |n| bytes is reserved
+ * first (then *at is where they go), and field_end counts what was
+ * written up to |end|. */
+static int field_begin(struct buf *b, size_t n, unsigned char **at) {
+  int rv = buf_reserve(b, n);
+  if (!rv)
+    *at = (unsigned char *)b->data + b->len;
+  return rv;
+}
+
+static int field_end(struct buf *b, const unsigned char *end) {
+  b->len = (size_t)((const char *)end - b->data);
+  b->data[b->len] = '\0';
+  return 0;
 }
 
 int pgcopy_bin_begin(struct buf *b) {
   static const char sig[11] = "PGCOPY\n\377\r\n";
-  int rv = buf_append(b, sig, sizeof sig); /* with its NUL */
-  if (!rv)
-    rv = put_be32(b, 0);           /* flags */
-  return rv ? rv : put_be32(b, 0); /* header extension length */
+  unsigned char *p;
+  int rv = field_begin(b, sizeof sig + 8, &p);
+  if (rv)
+    return rv;
+  memcpy(p, sig, sizeof sig);         /* with its NUL */
+  p = wr_be32(p + sizeof sig, 0);     /* flags */
+  return field_end(b, wr_be32(p, 0)); /* header extension length */
+}
+
+static int put_be16(struct buf *b, int v) {
+  unsigned char *p;
+  int rv = field_begin(b, 2, &p);
+  return rv ? rv : field_end(b, wr_be16(p, v));
 }
 
 int pgcopy_bin_row(struct buf *b, int nfields) {
@@ -71,46 +99,59 @@ int pgcopy_bin_end(struct buf *b) {
 }
 
 int pgcopy_bin_null(struct buf *b) {
-  return put_be32(b, -1);
+  unsigned char *p;
+  int rv = field_begin(b, 4, &p);
+  return rv ? rv : field_end(b, wr_be32(p, -1));
 }
 
 int pgcopy_bin_text(struct buf *b, const char *s, size_t len) {
+  unsigned char *p;
   int rv;
   if (len > INT32_MAX)
     return BL_ETOOBIG;
-  rv = put_be32(b, (int32_t)len);
-  return rv ? rv : buf_append(b, s, len);
+  if ((rv = field_begin(b, 4 + len, &p)))
+    return rv;
+  p = wr_be32(p, (int32_t)len);
+  memcpy(p, s, len);
+  return field_end(b, p + len);
 }
 
 int pgcopy_bin_jsonb(struct buf *b, const char *s, size_t len) {
+  unsigned char *p;
   int rv;
   if (len >= INT32_MAX)
     return BL_ETOOBIG;
-  rv = put_be32(b, (int32_t)len + 1);
-  if (!rv)
-    rv = buf_append_char(b, 1); /* jsonb's binary format: version 1, text */
-  return rv ? rv : buf_append(b, s, len);
+  if ((rv = field_begin(b, 5 + len, &p)))
+    return rv;
+  p = wr_be32(p, (int32_t)len + 1);
+  *p++ = 1; /* jsonb's binary format: version 1, text */
+  memcpy(p, s, len);
+  return field_end(b, p + len);
 }
 
 int pgcopy_bin_i64(struct buf *b, int64_t v) {
-  int rv = put_be32(b, 8);
-  return rv ? rv : put_be64(b, v);
+  unsigned char *p;
+  int rv = field_begin(b, 12, &p);
+  return rv ? rv : field_end(b, wr_be64(wr_be32(p, 8), v));
 }
 
 int pgcopy_bin_bool(struct buf *b, int v) {
-  int rv = put_be32(b, 1);
-  return rv ? rv : buf_append_char(b, v ? 1 : 0);
+  unsigned char *p;
+  int rv = field_begin(b, 5, &p);
+  if (rv)
+    return rv;
+  p = wr_be32(p, 1);
+  *p++ = v ? 1 : 0;
+  return field_end(b, p);
 }
 
 /* Unix epoch milliseconds of 2000-01-01 00:00:00 UTC, PostgreSQL's. */
 #define PG_EPOCH_MS INT64_C(946684800000)
 
 int pgcopy_bin_ms(struct buf *b, int64_t ms) {
-  int rv;
   if (ms > INT64_MAX / 1000 + PG_EPOCH_MS || ms < INT64_MIN / 1000)
     return BL_EINVAL;
-  rv = put_be32(b, 8);
-  return rv ? rv : put_be64(b, (ms - PG_EPOCH_MS) * 1000);
+  return pgcopy_bin_i64(b, (ms - PG_EPOCH_MS) * 1000);
 }
 
 int pgcopy_numeric_digits(const char *s, size_t len, int16_t *digits,
@@ -178,21 +219,18 @@ int pgcopy_numeric_digits(const char *s, size_t len, int16_t *digits,
 int pgcopy_bin_numeric(struct buf *b, const char *s, size_t len) {
   int16_t d[PGCOPY_NUMERIC_MAX_DIGITS];
   int nd, w, neg, dscale;
+  unsigned char *p;
   int rv = pgcopy_numeric_digits(s, len, d, &nd, &w, &neg, &dscale);
-  if (rv)
+  if (rv || (rv = field_begin(b, 12 + 2 * (size_t)nd, &p)))
     return rv;
-  rv = put_be32(b, 8 + 2 * nd);
-  if (!rv)
-    rv = put_be16(b, nd);
-  if (!rv)
-    rv = put_be16(b, w);
-  if (!rv)
-    rv = put_be16(b, neg ? 0x4000 : 0);
-  if (!rv)
-    rv = put_be16(b, dscale);
-  for (int k = 0; k < nd && !rv; k++)
-    rv = put_be16(b, d[k]);
-  return rv;
+  p = wr_be32(p, 8 + 2 * nd);
+  p = wr_be16(p, nd);
+  p = wr_be16(p, w);
+  p = wr_be16(p, neg ? 0x4000 : 0);
+  p = wr_be16(p, dscale);
+  for (int k = 0; k < nd; k++)
+    p = wr_be16(p, d[k]);
+  return field_end(b, p);
 }
 
 /* ---- jobs ---- */
