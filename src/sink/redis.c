@@ -398,13 +398,15 @@ static void redis_info_cb(redisAsyncContext *ac, void *reply, void *priv) {
   struct redis_sink *r = priv;
   redisReply *rep = reply;
   r->inflight--;
-  if (!rep || r->ac != ac)
-    return;
+  if (!rep || r->ac != ac || (ac->c.flags & REDIS_DISCONNECTING))
+    return; /* lost, replaced, or AUTH or SELECT failed (logged there) */
   if (rep->type == REDIS_REPLY_STRING)
     r->keepttl = redis_version_has_keepttl(rep->str);
   if (!r->keepttl)
-    log_info("redis", "server without SET KEEPTTL (before 6.0, or INFO "
-                      "refused): every latest key write sets its TTL");
+    log_info("redis", "%s: every latest key write sets its TTL",
+             rep->type == REDIS_REPLY_STRING
+                 ? "server without SET KEEPTTL (before 6.0)"
+                 : "INFO refused");
 }
 
 /* ---- connection ---- */
