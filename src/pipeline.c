@@ -112,8 +112,10 @@ void pipeline_collect(struct buf *out, void *arg) {
                        p->store_refused[k]);
   }
   metrics_family(out, "binance_live_event_to_publish_seconds", "histogram",
-                 "Time from a frame's arrival to the end of its dispatch "
-                 "(stored in the batch queue and published to Redis).");
+                 "Time from the read that brought a frame to the end of its "
+                 "dispatch (stored in the batch queue and published to "
+                 "Redis), so a frame's wait behind the others of its read "
+                 "counts.");
   metrics_histogram_write(out, "binance_live_event_to_publish_seconds", NULL,
                           &p->latency);
 }

@@ -487,7 +487,7 @@ static void on_ws_message(struct ws *ws, int binary, const char *data,
   struct stream_conn *c = ws->data;
   struct streams *s = c->owner;
   struct ev ev;
-  s->rx_ns = uv_hrtime();
+  s->rx_ns = ws->rx_ns; /* the read it came with, not the parse's turn */
   c->frames++;
   c->last_frame_ms = uv_now(s->loop);
   s->stats.frames++;

@@ -138,7 +138,8 @@ struct streams {
   int yielded; /* streams_yield() */
   void (*close_cb)(struct streams *s);
   struct streams_stats stats;
-  uint64_t rx_ns; /* uv_hrtime() when the frame being delivered arrived */
+  uint64_t rx_ns; /* uv_hrtime() of the read the frame being delivered
+                     came with (ws.rx_ns) */
   /* Additions after the lead's first version. */
   struct strmap wanted; /* the symbols of the last streams_set_symbols */
   int n_alive;          /* connections allocated (listed or being freed) */

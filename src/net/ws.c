@@ -744,6 +744,7 @@ static void wsc_on_read(struct conn *c, const char *d, size_t n) {
   if (wi->finished)
     return;
   ws->last_rx_ms = uv_now(ws->loop);
+  ws->rx_ns = uv_hrtime();
   if (ws->state == WS_CONNECTING && !wi->server) {
     client_handshake_input(wi, d, n);
     return;

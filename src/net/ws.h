@@ -79,6 +79,8 @@ struct ws {
   char errstr[256];
   uint64_t frames_in, frames_out, bytes_in, bytes_out;
   uint64_t last_rx_ms; /* uv_now() of the last frame received */
+  uint64_t rx_ns;      /* uv_hrtime() of the read that brought the bytes being
+                          processed: when a frame delivered now arrived */
   /* Optional, set after ws_init (a field here rather than in ws_callbacks so
    * that positional initialisers of that struct keep compiling): after a
    * send returned BL_EFULL, the outgoing queue fell to half of
