@@ -387,10 +387,13 @@ static void redis_select_cb(redisAsyncContext *ac, void *reply, void *priv) {
 
 int redis_version_has_keepttl(const char *info) {
   const char *v = info ? strstr(info, "redis_version:") : NULL;
+  int major = 0, digits = 0;
   if (!v)
     return 0;
-  v += sizeof "redis_version:" - 1;
-  return v[0] >= '1' && v[0] <= '9' && (v[1] != '.' || v[0] >= '6');
+  for (v += sizeof "redis_version:" - 1; *v >= '0' && *v <= '9' && digits < 4;
+       v++, digits++)
+    major = major * 10 + (*v - '0');
+  return digits > 0 && *v == '.' && major >= 6;
 }
 
 /* INFO server, asked at connect: may SET take KEEPTTL? */

@@ -182,8 +182,9 @@ static redisReply *sync_cmd(int port, const char *password, const char *fmt,
   return rep;
 }
 
-static long long sync_ttl(int port, const char *key) {
-  redisReply *rep = sync_cmd(port, NULL, "TTL %s", key);
+/* An integer reply: TTL or PTTL of |key|. */
+static long long sync_int(int port, const char *fmt, const char *key) {
+  redisReply *rep = sync_cmd(port, NULL, fmt, key);
   long long v;
   assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
   v = rep->integer;
@@ -191,13 +192,12 @@ static long long sync_ttl(int port, const char *key) {
   return v;
 }
 
+static long long sync_ttl(int port, const char *key) {
+  return sync_int(port, "TTL %s", key);
+}
+
 static long long sync_pttl(int port, const char *key) {
-  redisReply *rep = sync_cmd(port, NULL, "PTTL %s", key);
-  long long v;
-  assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
-  v = rep->integer;
-  freeReplyObject(rep);
-  return v;
+  return sync_int(port, "PTTL %s", key);
 }
 
 /* GET into |out| ("" when absent). */

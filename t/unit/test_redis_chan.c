@@ -194,6 +194,8 @@ static void keepttl_by_version(void **state) {
   assert_false(redis_version_has_keepttl("redis_version:2.8.24\r\n"));
   assert_false(redis_version_has_keepttl("redis_version:0.9\r\n"));
   assert_false(redis_version_has_keepttl("redis_version:\r\n"));
+  assert_false(redis_version_has_keepttl("redis_version:7\r\n"));
+  assert_false(redis_version_has_keepttl("redis_version:12345.0\r\n"));
   assert_false(redis_version_has_keepttl("# Server\r\nno version here\r\n"));
   assert_false(redis_version_has_keepttl(""));
   assert_false(redis_version_has_keepttl(NULL));
