@@ -140,7 +140,8 @@ struct store {
   int pg_down;
   int outage_copied; /* this outage's held rows are in the spool */
   uint64_t down_since_ms;
-  struct buf scratch;                      /* the row being packed */
+  struct buf scratch;      /* the row being packed */
+  struct buf copy_scratch; /* the row order of the COPY being built */
   struct store_batch *fly_head, *fly_tail; /* submitted to pg */
   struct store_mark *marks; /* per spool segment replayed from: the row
                                numbers it reached, oldest first */
