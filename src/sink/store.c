@@ -213,6 +213,7 @@ struct store_batch {
   struct pg_op op;
   struct pgcopy_job job;
   struct buf copy;    /* the rows in COPY text format */
+  struct buf newest;  /* struct copy_newest per symbol, built with copy */
   int arrays_built;   /* values[] hold the statement's arrays */
   int copy_built;     /* copy holds the COPY text */
   int no_copy;        /* the COPY failed once: statement only */
@@ -410,6 +411,7 @@ static int accept_row(struct store *st, enum store_table t, struct packer *p);
 
 static void batch_free(struct store_batch *b) {
   buf_free(&b->copy);
+  buf_free(&b->newest);
   buf_free(&b->rows);
   buf_free(&b->offsets);
   for (int i = 0; i < STORE_MAX_COLS; i++)
@@ -425,6 +427,7 @@ static struct store_batch *batch_new(struct store *st, enum store_table t) {
   b->table = t;
   b->shard = -1;
   buf_init(&b->copy, STORE_ARRAY_MAX);
+  buf_init(&b->newest, STORE_ROWS_MAX);
   buf_init(&b->rows, STORE_ROWS_MAX);
   buf_init(&b->offsets, STORE_ROWS_MAX);
   for (int i = 0; i < STORE_MAX_COLS; i++)
@@ -642,23 +645,56 @@ static int copy_order(struct store *st, const struct store_batch *b,
   return 0;
 }
 
+/* The newest time of one symbol's rows in a COPY, for sync_status once it
+ * commits: one entry per run of a symbol's rows in the COPY's order, which
+ * is one per symbol when the rows are grouped. |sym| points into the
+ * batch's rows. */
+struct copy_newest {
+  const char *sym;
+  uint32_t len;
+  int64_t ms;
+};
+
+/* Adds a row's symbol (f[0]) and time (f[tc]) to b->newest. */
+static int note_newest(struct store_batch *b, const struct field *f, int tc) {
+  struct copy_newest *last, e;
+  if (f[0].tag != F_TEXT || f[tc].tag != F_I64)
+    return 0;
+  last =
+      b->newest.len
+          ? (struct copy_newest *)(void *)(b->newest.data + b->newest.len) - 1
+          : NULL;
+  if (last && last->len == f[0].len &&
+      !memcmp(last->sym, f[0].text, f[0].len)) {
+    if (f[tc].i64 > last->ms)
+      last->ms = f[tc].i64;
+    return 0;
+  }
+  e = (struct copy_newest){f[0].text, (uint32_t)f[0].len, f[tc].i64};
+  return buf_append(&b->newest, &e, sizeof e);
+}
+
 /* Builds the COPY data of a batch (binary format), rows in the order of
- * copy_order. A field that does not fit its column's type fails the build:
- * the batch then goes through the statement, which reports and isolates
- * the row. */
+ * copy_order, and the newest time per symbol (b->newest). A field that
+ * does not fit its column's type fails the build: the batch then goes
+ * through the statement, which reports and isolates the row. */
 static int batch_build_copy(struct store_batch *b) {
   const struct table_def *def = &tables[b->table];
   const char *types = copies[b->table].types;
+  int tc = copies[b->table].time_col;
   int *order = NULL;
   int rv;
   buf_reset(&b->copy);
+  buf_reset(&b->newest);
   if (copy_order(b->st, b, &order))
     order = NULL; /* out of memory: arrival order is as correct */
   rv = pgcopy_bin_begin(&b->copy);
   for (int i = 0; i < b->n_rows && !rv; i++) {
     struct field f[STORE_MAX_COLS];
     decode_row(b, order ? order[i] : i, def->ncols, f);
-    rv = pgcopy_bin_row(&b->copy, def->ncols);
+    rv = note_newest(b, f, tc);
+    if (!rv)
+      rv = pgcopy_bin_row(&b->copy, def->ncols);
     for (int c = 0; c < def->ncols && !rv; c++) {
       int want = f[c].tag == F_TEXT ? 't' : f[c].tag == F_I64 ? 'I' : 'B';
       if (f[c].tag == F_NULL) {
@@ -1262,14 +1298,10 @@ static struct sync_ent *sync_entry(struct store_sync *sy, const char *sym,
 /* Notes the newest time per symbol of a batch the COPY committed. */
 static void sync_note(struct store *st, const struct store_batch *b) {
   struct store_sync *sy = st->sync[b->table];
-  int tc = copies[b->table].time_col;
-  for (int i = 0; sy && i < b->n_rows; i++) {
-    struct field f[STORE_MAX_COLS];
-    struct sync_ent *e;
-    decode_row(b, i, tc + 1, f);
-    if (f[0].tag != F_TEXT || f[tc].tag != F_I64)
-      continue;
-    e = sync_entry(sy, f[0].text, f[0].len);
+  const struct copy_newest *n = (const void *)b->newest.data;
+  size_t count = b->newest.len / sizeof *n;
+  for (size_t i = 0; sy && i < count; i++) {
+    struct sync_ent *e = sync_entry(sy, n[i].sym, n[i].len);
     if (!e) {
       log_limited(BL_LOG_WARN, "store",
                   "%s: sync_status not kept for a symbol: over %d symbols",
@@ -1278,10 +1310,10 @@ static void sync_note(struct store *st, const struct store_batch *b) {
     }
     if (!e->pending) {
       e->pending = 1;
-      e->ms = f[tc].i64;
+      e->ms = n[i].ms;
       sy->n_pending++;
-    } else if (f[tc].i64 > e->ms) {
-      e->ms = f[tc].i64;
+    } else if (n[i].ms > e->ms) {
+      e->ms = n[i].ms;
     }
   }
 }
