@@ -134,9 +134,10 @@ int limiter_submit(struct limiter *lim, struct limiter_req *req) {
   req->api_msg[0] = '\0';
   req->not_before = 0;
   queue_push(lim, req, 0);
-  /* Never complete inside submit: let the loop run the pump. */
-  if (!uv_is_active((uv_handle_t *)&lim->timer))
-    uv_timer_start(&lim->timer, timer_cb, 0, 0);
+  /* Never complete inside submit: let the loop run the pump, at once even
+   * when the timer waits for a back-off or the budget (the new request
+   * may be of a higher priority, or fit in the reserve). */
+  uv_timer_start(&lim->timer, timer_cb, 0, 0);
   return 0;
 }
 
@@ -279,6 +280,18 @@ static int send_one(struct limiter *lim, struct limiter_req *req) {
   return 0;
 }
 
+/* The weight |req| needs free before it may leave: repairs leave
+ * LIMITER_RESERVE_PCT of the budget to order-book snapshots and exchange
+ * metadata, so that a book which loses sync while a long repair has the
+ * budget in use gets its snapshot at once, not after the window rolls. */
+static int64_t weight_needed(struct limiter *lim,
+                             const struct limiter_req *req) {
+  if (req->prio < LIMITER_RECENT)
+    return req->weight;
+  return req->weight +
+         weight_effective_limit(&lim->budget) * LIMITER_RESERVE_PCT / 100;
+}
+
 static void pump(struct limiter *lim) {
   uint64_t now, wake = 0;
   int was_banned;
@@ -310,7 +323,7 @@ static void pump(struct limiter *lim) {
       }
     if (!req)
       break;
-    wait = weight_wait_ms(&lim->budget, (int64_t)now, req->weight);
+    wait = weight_wait_ms(&lim->budget, (int64_t)now, weight_needed(lim, req));
     if (wait > 0) {
       if (!wake || now + (uint64_t)wait < wake)
         wake = now + (uint64_t)wait;

@@ -5,6 +5,7 @@
 # mock sees no request inside them; on_ban fires both ways), 5xx and
 # timeouts retried with back-off, a final 4xx with Binance's code and msg,
 # cancellation and close (each callback exactly once, uv_loop_close == 0),
+# repairs leaving a reserve of the budget to a book snapshot,
 # and a burst under a tight weight limit that slows down instead of
 # drawing a 429.
 . "$(dirname "$0")/../lib/harness.sh"
@@ -23,6 +24,21 @@ stats() { curl -sf "$CTL/stats" >"$H_TMP/stats.json"; }
 out=$("$RUN" "$A" prio 3 6000 1 2>>"$H_TMP/err.log")
 ok $? "prio run closed cleanly"
 like "$out" "order=000111222333" "META before BOOK before RECENT before HISTORY, FIFO inside each"
+
+# Repairs leave 10 % of the budget to book snapshots. Limit 100, so 90
+# after the 10 % headroom and a reserve of 9: HISTORY requests of weight 3
+# stop once 79 or more are used (without the reserve they would fill it to
+# 88-90). A BOOK request of weight 5, submitted at +400 ms while they wait
+# for the window to roll, then fits and leaves at once, instead of a
+# minute later.
+out=$("$RUN" "$A" reserve 40 100 1 2>>"$H_TMP/err.log")
+ok $? "reserve run closed cleanly"
+hs=$(sed -n 's/^history_sent=//p' <<<"$out")
+[ "${hs:-99}" -ge 15 ] && [ "$hs" -le 27 ]
+ok $? "repairs stop with 10 % of the budget left ($hs x 3 sent; the mock's count of the runs before may take some)"
+bd=$(sed -n 's/^book_done_ms=//p' <<<"$out")
+[ "${bd:--1}" -ge 400 ] && [ "$bd" -lt 1500 ]
+ok $? "a book snapshot submitted while they wait goes at once (answered at +$bd ms)"
 
 ctl "rest_delay?ms=300"
 out=$("$RUN" "$A" plain 12 6000 3 2>>"$H_TMP/err.log")

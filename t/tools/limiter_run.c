@@ -11,6 +11,10 @@
  *   cancel   N requests; the odd ones canceled (one in flight, the rest
  *            queued)
  *   close    N requests; the limiter is closed after the first answer
+ *   reserve  N HISTORY requests of weight 3, then at +400 ms one BOOK
+ *            request of weight 5; prints when the BOOK request was answered
+ *            (book_done_ms, -1 if not within 3 s) and how many HISTORY
+ *            requests had been sent (history_sent), then closes
  *
  * Prints key=value lines: the completion order (prio), counts of results,
  * callbacks per request (each must be exactly 1), the largest number in
@@ -43,6 +47,9 @@ static char order[8192];
 static size_t order_len;
 static const char *scenario;
 static uint64_t t0, last_done_ms;
+static uv_timer_t book_timer;
+static int book_phase; /* reserve: 0 before the BOOK request, 1 sent,
+                          2 answered, 3 given up */
 
 static void http_closed(struct http *h) {
   (void)h;
@@ -78,6 +85,16 @@ static void done_cb(struct limiter_req *req, int result) {
   if (result == BL_EHTTP)
     printf("final status=%ld api_code=%d api_msg=%s attempts=%d\n",
            req->http.status, req->api_code, req->api_msg, req->attempts);
+  if (!strcmp(scenario, "reserve") && req->prio == LIMITER_BOOK &&
+      book_phase == 1) {
+    printf("book_done_ms=%" PRIu64 "\n", last_done_ms);
+    printf("history_sent=%" PRIu64 "\n", lim.stats.sent - 1);
+    book_phase = 2;
+    uv_close((uv_handle_t *)&book_timer, NULL);
+    closing_started = 1;
+    limiter_close(&lim, lim_closed); /* cancels the HISTORY still queued */
+    return;
+  }
   if (!strcmp(scenario, "close") && !closing_started) {
     closing_started = 1;
     limiter_close(&lim, lim_closed);
@@ -94,6 +111,26 @@ static void watch(uv_check_t *c) {
     max_in_flight = lim.in_flight;
   if (closing_started && !lim.timer_open)
     uv_close((uv_handle_t *)c, NULL);
+}
+
+static void add(int prio, const char *path, const char *query, int weight);
+
+/* reserve: submits the BOOK request at +400 ms; gives up at +3 s. */
+static void book_timer_cb(uv_timer_t *t) {
+  if (book_phase == 0) {
+    book_phase = 1;
+    add(LIMITER_BOOK, "/api/v3/time", "", 5);
+    uv_timer_start(t, book_timer_cb, 2600, 0);
+    return;
+  }
+  if (book_phase == 1 && !closing_started) {
+    book_phase = 3;
+    printf("book_done_ms=-1\n");
+    printf("history_sent=%" PRIu64 "\n", lim.stats.sent);
+    closing_started = 1;
+    limiter_close(&lim, lim_closed);
+  }
+  uv_close((uv_handle_t *)t, NULL);
 }
 
 static void add(int prio, const char *path, const char *query, int weight) {
@@ -145,6 +182,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++)
       add(LIMITER_HISTORY, "/api/v3/klines",
           "symbol=BTCUSDT&interval=1m&limit=1", 2);
+  } else if (!strcmp(scenario, "reserve")) {
+    for (int i = 0; i < n; i++)
+      add(LIMITER_HISTORY, "/api/v3/time", "", 3);
+    uv_timer_init(&loop, &book_timer);
+    uv_timer_start(&book_timer, book_timer_cb, 400, 0);
   } else if (!strcmp(scenario, "bad")) {
     add(LIMITER_META, "/api/v3/klines", "symbol=NOSUCHUSDT&interval=1m", 2);
   } else {
