@@ -7,14 +7,16 @@
  * it: fewer than |workers| requests are in flight (one until the first
  * X-MBX-USED-WEIGHT-1M has been seen), the weight budget (binance/weight)
  * has room for the request's weight (repairs, RECENT and HISTORY, also
- * leave LIMITER_RESERVE_PCT of it free for snapshots and metadata), and no
- * 429 pause or 418 ban is in force. Answers are sorted out here so that callers
- * see only final outcomes: 429 -> every REST call pauses for Retry-After; the
- * request is retried 418 -> all REST stops until the ban ends (logged loudly,
- * visible to health); the request is retried after it 5xx, timeouts, transport
- * errors -> retried with exponential back-off (1 s doubling to 60 s), at most
- * LIMITER_MAX_ATTEMPTS times other 4xx -> reported to the caller with Binance's
- * code and message, not retried
+ * leave LIMITER_RESERVE_PCT of it free for snapshots and metadata), and
+ * no 429 pause or 418 ban is in force. Answers are sorted out here so
+ * that callers see only final outcomes:
+ *   429 -> every REST call pauses for Retry-After; the request is retried
+ *   418 -> all REST stops until the ban ends (logged loudly, visible to
+ *          health); the request is retried after it
+ *   5xx, timeouts, transport errors -> retried with exponential back-off
+ *          (1 s doubling to 60 s), at most LIMITER_MAX_ATTEMPTS times
+ *   other 4xx -> reported to the caller with Binance's code and message,
+ *          not retried
  */
 #ifndef BL_BINANCE_LIMITER_H
 #define BL_BINANCE_LIMITER_H
