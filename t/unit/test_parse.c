@@ -1021,9 +1021,44 @@ static void int64_text_edges(void **state) {
   assert_int_equal(parse_int64_text("123456789012345678a", 19, &v), -1);
 }
 
+/* Eight digits at a time: every length from 1 to 19 digits, with and
+ * without a sign, against strtoll; and a non-digit at every position of
+ * the number, including the bytes just outside '0'..'9' and one with the
+ * high bit set. */
+static void int64_text_by_eight(void **state) {
+  static const char bad[] = {'/', ':', 'a', ' ', '\x80', '\xb9', '\0'};
+  char buf[32];
+  int64_t v;
+  (void)state;
+  for (int n = 1; n <= 19; n++)
+    for (int sign = 0; sign < 2; sign++)
+      for (int seed = 0; seed < 50; seed++) {
+        size_t len = 0;
+        if (sign)
+          buf[len++] = '-';
+        for (int d = 0; d < n; d++)
+          buf[len++] =
+              (char)('0' +
+                     (d == 0 && n == 19 ? seed % 9 : (seed * 7 + d * 3) % 10));
+        buf[len] = '\0';
+        v = 7;
+        assert_int_equal(parse_int64_text(buf, len, &v), 0);
+        assert_true(v == strtoll(buf, NULL, 10));
+        for (size_t at = sign; at < len && seed < 2; at++) {
+          for (size_t b = 0; b < sizeof bad; b++) {
+            char keep = buf[at];
+            buf[at] = bad[b];
+            assert_int_equal(parse_int64_text(buf, len, &v), -1);
+            buf[at] = keep;
+          }
+        }
+      }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(int64_text_edges),
+      cmocka_unit_test(int64_text_by_eight),
       cmocka_unit_test(corpus_every_frame_parses),
       cmocka_unit_test(corpus_kline_exact),
       cmocka_unit_test(corpus_trade_exact),
