@@ -96,8 +96,13 @@ int limiter_init(uv_loop_t *loop, struct limiter *lim, struct http *http,
   lim->workers = workers > 0 ? workers : 1;
   weight_init(&lim->budget, config_limit, 10);
   {
-    /* The server's window follows the wall clock's UTC minute. */
+    /* The server's window follows the wall clock's UTC minute. The loop's
+     * cached time is refreshed first: before uv_run it is as old as the
+     * start-up so far, and an offset that much too large moves our minute
+     * boundary early, so that every header after it books the server's
+     * whole minute again as foreign weight (doubling it). */
     struct timespec ts;
+    uv_update_time(loop);
     clock_gettime(CLOCK_REALTIME, &ts);
     lim->budget.wall_offset_ms =
         ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) -

@@ -10,6 +10,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "../../src/binance/limiter.c"
@@ -92,6 +95,27 @@ static void submit_checks(void **state) {
   limiter_req_free(&req);
 }
 
+/* The wall-clock offset must hold however long the start-up took before
+ * the limiter was made: the loop's cached time is older than that. */
+static void wall_offset_after_slow_start(void **state) {
+  uv_loop_t loop;
+  struct limiter lim;
+  struct timespec ts;
+  int64_t wall;
+  (void)state;
+  uv_loop_init(&loop);
+  usleep(1200 * 1000); /* a start-up that took 1.2 s before uv_run */
+  assert_int_equal(limiter_init(&loop, &lim, NULL, "http://x/", 6000, 1), 0);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  uv_update_time(&loop);
+  assert_true(
+      llabs(wall - ((int64_t)uv_now(&loop) + lim.budget.wall_offset_ms)) < 200);
+  limiter_close(&lim, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(backoff_schedule),
@@ -99,6 +123,7 @@ int main(void) {
       cmocka_unit_test(wall_offset_aligns_minutes),
       cmocka_unit_test(api_error_body),
       cmocka_unit_test(submit_checks),
+      cmocka_unit_test(wall_offset_after_slow_start),
   };
   return cmocka_run_group_tests_name("limiter", tests, NULL, NULL);
 }
