@@ -83,9 +83,11 @@ h_wait_for 10 sh -c "curl -sf $H/health >/dev/null"
 ok $? "healthy again"
 
 # Order books: verified, published at depth_levels, stored periodically.
-h_wait_for 15 sh -c "redis-cli -p $REDIS_PORT GET binance:latest:depth:BTCUSDT | grep -q '\"book_state\":\"synced\"'"
+# The synced message found is the one checked: a book may resync again
+# (a gap, counted) before a second GET, and publish "resyncing" then.
+h_wait_for 15 sh -c "redis-cli -p $REDIS_PORT GET binance:latest:depth:BTCUSDT >$H_TMP/depth.json; grep -q '\"book_state\":\"synced\"' $H_TMP/depth.json"
 ok $? "the BTCUSDT book is synced and published"
-d=$(h_redis GET binance:latest:depth:BTCUSDT)
+d=$(cat "$H_TMP/depth.json")
 is "$(python3 -c 'import json,sys; e=json.loads(sys.argv[1]); d=e["data"]; print(e["type"], len(d["bids"]), len(d["asks"]), d["last_update_id"] > 0, float(d["bids"][0][0]) < float(d["asks"][0][0]))' "$d")" \
    "depth 20 20 True True" "a depth message holds 20 levels per side, best bid below best ask"
 h_wait_for 10 sh -c "[ \$(psql -XAtq -c \"SELECT count(*) FROM depth_snapshots WHERE symbol='BTCUSDT'\") -ge 1 ]"
