@@ -1,6 +1,9 @@
 /*
  * strmap.c: open-addressing string hash map (FNV-1a, linear probing,
- * tombstones for deletion, rehash when live+deleted passes 70 %).
+ * tombstones for deletion, rehash when live+deleted passes 70 %). Each
+ * slot keeps its key's full hash, so a probe compares strings only when
+ * the hashes match (symbol names differ in a byte or two, and a probe
+ * through neighbours cost a strcmp each) and a rehash does not hash again.
  */
 #include "core/strmap.h"
 
@@ -36,22 +39,23 @@ void strmap_free(struct strmap *m) {
   m->cap = m->count = m->used = 0;
 }
 
-static struct strmap_slot *find(const struct strmap *m, const char *key) {
+static struct strmap_slot *find(const struct strmap *m, const char *key,
+                                uint64_t h) {
   size_t mask, i;
   if (!m->cap)
     return NULL;
   mask = m->cap - 1;
-  for (i = hash_str(key) & mask;; i = (i + 1) & mask) {
+  for (i = h & mask;; i = (i + 1) & mask) {
     struct strmap_slot *s = &m->slots[i];
     if (!s->key)
       return NULL;
-    if (s->key != STRMAP_TOMB && !strcmp(s->key, key))
+    if (s->hash == h && s->key != STRMAP_TOMB && !strcmp(s->key, key))
       return s;
   }
 }
 
 void *strmap_get(const struct strmap *m, const char *key) {
-  struct strmap_slot *s = find(m, key);
+  struct strmap_slot *s = find(m, key, hash_str(key));
   return s ? s->value : NULL;
 }
 
@@ -68,8 +72,7 @@ static int rehash(struct strmap *m, size_t cap) {
     size_t j;
     if (!old[i].key || old[i].key == STRMAP_TOMB)
       continue;
-    for (j = hash_str(old[i].key) & (cap - 1); slots[j].key;
-         j = (j + 1) & (cap - 1)) {
+    for (j = old[i].hash & (cap - 1); slots[j].key; j = (j + 1) & (cap - 1)) {
     }
     slots[j] = old[i];
   }
@@ -78,7 +81,8 @@ static int rehash(struct strmap *m, size_t cap) {
 }
 
 int strmap_put(struct strmap *m, const char *key, void *value) {
-  struct strmap_slot *s = find(m, key);
+  uint64_t h = hash_str(key);
+  struct strmap_slot *s = find(m, key, h);
   size_t i, mask;
   char *copy;
   if (s) {
@@ -99,7 +103,7 @@ int strmap_put(struct strmap *m, const char *key, void *value) {
   if (!copy)
     return BL_ENOMEM;
   mask = m->cap - 1;
-  for (i = hash_str(key) & mask;; i = (i + 1) & mask) {
+  for (i = h & mask;; i = (i + 1) & mask) {
     s = &m->slots[i];
     if (!s->key || s->key == STRMAP_TOMB)
       break;
@@ -107,13 +111,14 @@ int strmap_put(struct strmap *m, const char *key, void *value) {
   if (!s->key)
     m->used++;
   s->key = copy;
+  s->hash = h;
   s->value = value;
   m->count++;
   return 0;
 }
 
 void *strmap_del(struct strmap *m, const char *key) {
-  struct strmap_slot *s = find(m, key);
+  struct strmap_slot *s = find(m, key, hash_str(key));
   void *v;
   if (!s)
     return NULL;

@@ -11,10 +11,12 @@
 #define BL_CORE_STRMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct strmap_slot {
   char *key; /* NULL: empty; STRMAP_TOMB: deleted */
   void *value;
+  uint64_t hash; /* of key, while key is live */
 };
 
 struct strmap {
