@@ -687,7 +687,8 @@ static const yajl_callbacks frame_callbacks = {
 
 /* yajl checks only the shape of UTF-8 sequences; text we keep (symbols,
  * stream names, error messages) is also checked for overlong forms,
- * surrogates and code points above U+10FFFF. */
+ * surrogates and code points above U+10FFFF. That text is nearly always
+ * ASCII: eight bytes without a high bit are passed at once. */
 static int utf8_strict(const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
@@ -697,6 +698,14 @@ static int utf8_strict(const char *str, size_t n) {
     size_t len, k;
     uint32_t cp;
     if (c < 0x80) {
+      uint64_t w;
+      if (n - i >= 8) {
+        memcpy(&w, s + i, 8);
+        if (!(w & 0x8080808080808080ULL)) {
+          i += 8;
+          continue;
+        }
+      }
       i++;
       continue;
     }

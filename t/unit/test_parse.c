@@ -1055,6 +1055,40 @@ static void int64_text_by_eight(void **state) {
       }
 }
 
+/* utf8_strict on its own: a bad sequence found at every offset of a
+ * longer ASCII text (inside an eight-byte word, across two, in the tail),
+ * good multibyte characters anywhere, and ASCII of every length. */
+static void utf8_strict_every_offset(void **state) {
+  static const char *const bad[] = {
+      "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+      "\xe4\xb8", "\x80",         "\xff"};
+  static const char *const good[] = {"\xc3\xa9", "\xe4\xb8\xad",
+                                     "\xf0\x9f\x98\x80"};
+  char text[64];
+  (void)state;
+  for (size_t len = 0; len < 40; len++) {
+    memset(text, 'A', len);
+    assert_true(utf8_strict(text, len));
+  }
+  for (size_t pos = 0; pos < 30; pos++) {
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+      size_t n = strlen(bad[b]);
+      memset(text, 'B', sizeof text);
+      memcpy(text + pos, bad[b], n);
+      assert_false(utf8_strict(text, pos + n));
+      assert_false(utf8_strict(text, 40));
+    }
+    for (size_t g = 0; g < sizeof good / sizeof good[0]; g++) {
+      size_t n = strlen(good[g]);
+      memset(text, 'C', sizeof text);
+      memcpy(text + pos, good[g], n);
+      assert_true(utf8_strict(text, 40));
+      /* cut short inside the character: invalid */
+      assert_false(utf8_strict(text, pos + n - 1));
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(int64_text_edges),
@@ -1075,6 +1109,7 @@ int main(void) {
       cmocka_unit_test(each_missing_field),
       cmocka_unit_test(each_mistyped_field),
       cmocka_unit_test(bad_utf8),
+      cmocka_unit_test(utf8_strict_every_offset),
       cmocka_unit_test(size_limits),
       cmocka_unit_test(huge_level_arrays),
       cmocka_unit_test(deep_nesting),
