@@ -127,8 +127,8 @@ int plan_request(struct buf *out, int subscribe, int64_t id,
   return rv;
 }
 
-int plan_dedupe_init(struct plan_dedupe *d, size_t max_streams) {
-  strmap_init(&d->last, max_streams);
+int plan_dedupe_init(struct plan_dedupe *d, size_t max_symbols) {
+  strmap_init(&d->last, max_symbols);
   d->duplicates = 0;
   return 0;
 }
@@ -147,105 +147,124 @@ void plan_dedupe_free(struct plan_dedupe *d) {
  * carry the same E, so klines order by (E, open time, closed). */
 struct dedupe_key {
   int64_t key, sub;
+  int seen;
 };
 
-/* Copies as much of |s| as fits before |end|; returns the new end. */
-static char *put_clamped(char *p, const char *end, const char *s) {
-  size_t m = strlen(s);
-  if (m > (size_t)(end - p))
-    m = (size_t)(end - p);
-  memcpy(p, s, m);
-  return p + m;
-}
+/* One symbol's streams: trade, ticker, depth and up to PLAN_MAX_INTERVALS
+ * kline intervals, found by a short scan (klines are a few per second). */
+struct plan_dedupe_symbol {
+  struct dedupe_key trade, ticker, depth;
+  int n_klines;
+  struct {
+    char interval[EV_INTERVAL_MAX];
+    struct dedupe_key last;
+  } kline[PLAN_MAX_INTERVALS];
+};
 
-/* snprintf(name, cap, "T:%s[:%s]", a, b) without printf (this runs per
- * event): |b| NULL leaves out ":%s". Truncates as snprintf would. */
-static void key_name(char *name, size_t cap, char type, const char *a,
-                     const char *b) {
-  char *end = name + cap - 1;
-  char *p = name;
-  if (p < end)
-    *p++ = type;
-  if (p < end)
-    *p++ = ':';
-  p = put_clamped(p, end, a);
-  if (b) {
-    if (p < end)
-      *p++ = ':';
-    p = put_clamped(p, end, b);
+struct plan_dedupe_symbol *plan_dedupe_symbol(struct plan_dedupe *d,
+                                              const char *symbol, int *status) {
+  struct plan_dedupe_symbol *rec = strmap_get(&d->last, symbol);
+  int rv;
+  *status = 0;
+  if (rec)
+    return rec;
+  rec = calloc(1, sizeof *rec);
+  if (!rec) {
+    *status = BL_ENOMEM;
+    return NULL;
   }
-  *p = '\0';
+  rv = strmap_put(&d->last, symbol, rec);
+  if (rv) {
+    free(rec);
+    *status = rv;
+    return NULL;
+  }
+  return rec;
 }
 
-/* The ordering key of an event, and the name it is tracked under. Klines
- * are tracked per symbol and interval even on raw connections. */
-static int event_key(const struct ev *ev, struct dedupe_key *k, char *name,
-                     size_t cap) {
+/* The stream of |ev| in |rec| and its ordering key; NULL for events
+ * without one, or a kline interval past the table (*full set). */
+static struct dedupe_key *event_key(struct plan_dedupe_symbol *rec,
+                                    const struct ev *ev, struct dedupe_key *k,
+                                    int *full) {
   k->sub = 0;
+  *full = 0;
   switch (ev->type) {
-  case EV_KLINE:
+  case EV_KLINE: {
+    int i;
     k->key = ev->u.kline.event_time;
     k->sub = ev->u.kline.open_time * 2 + !!ev->u.kline.is_closed;
-    key_name(name, cap, 'k', ev->u.kline.symbol, ev->u.kline.interval);
-    return 1;
+    for (i = 0; i < rec->n_klines; i++)
+      if (!strcmp(rec->kline[i].interval, ev->u.kline.interval))
+        return &rec->kline[i].last;
+    if (i == PLAN_MAX_INTERVALS) {
+      *full = 1;
+      return NULL;
+    }
+    memcpy(rec->kline[i].interval, ev->u.kline.interval, EV_INTERVAL_MAX);
+    rec->kline[i].interval[EV_INTERVAL_MAX - 1] = '\0';
+    rec->n_klines++;
+    return &rec->kline[i].last;
+  }
   case EV_TICKER:
     k->key = ev->u.ticker.event_time;
-    key_name(name, cap, 't', ev->u.ticker.symbol, NULL);
-    return 1;
+    return &rec->ticker;
   case EV_DEPTH:
     k->key = ev->u.depth.final_update_id;
-    key_name(name, cap, 'd', ev->u.depth.symbol, NULL);
-    return 1;
+    return &rec->depth;
   case EV_TRADE:
     k->key = ev->u.trade.agg_trade_id;
-    key_name(name, cap, 'a', ev->u.trade.symbol, NULL);
-    return 1;
+    return &rec->trade;
   default:
+    return NULL;
+  }
+}
+
+int plan_dedupe_check_in(struct plan_dedupe *d, struct plan_dedupe_symbol *rec,
+                         const struct ev *ev) {
+  struct dedupe_key k, *last;
+  int full;
+  last = event_key(rec, ev, &k, &full);
+  if (!last)
+    return full ? BL_EFULL : 1;
+  if (last->seen &&
+      (k.key < last->key || (k.key == last->key && k.sub <= last->sub))) {
+    d->duplicates++;
     return 0;
+  }
+  last->key = k.key;
+  last->sub = k.sub;
+  last->seen = 1;
+  return 1;
+}
+
+const char *plan_event_symbol(const struct ev *ev) {
+  switch (ev->type) {
+  case EV_KLINE:
+    return ev->u.kline.symbol;
+  case EV_TICKER:
+    return ev->u.ticker.symbol;
+  case EV_DEPTH:
+    return ev->u.depth.symbol;
+  case EV_TRADE:
+    return ev->u.trade.symbol;
+  default:
+    return NULL;
   }
 }
 
 int plan_dedupe_check(struct plan_dedupe *d, const struct ev *ev) {
-  char name[EV_SYMBOL_MAX + EV_INTERVAL_MAX + 8];
-  struct dedupe_key k, *last;
+  const char *symbol = plan_event_symbol(ev);
+  struct plan_dedupe_symbol *rec;
   int rv;
-  if (!event_key(ev, &k, name, sizeof name))
+  if (!symbol)
     return 1;
-  last = strmap_get(&d->last, name);
-  if (last) {
-    if (k.key < last->key || (k.key == last->key && k.sub <= last->sub)) {
-      d->duplicates++;
-      return 0;
-    }
-    *last = k;
-    return 1;
-  }
-  last = malloc(sizeof *last);
-  if (!last)
-    return BL_ENOMEM;
-  *last = k;
-  rv = strmap_put(&d->last, name, last);
-  if (rv) {
-    free(last);
+  rec = plan_dedupe_symbol(d, symbol, &rv);
+  if (!rec)
     return rv;
-  }
-  return 1;
+  return plan_dedupe_check_in(d, rec, ev);
 }
 
 void plan_dedupe_forget_symbol(struct plan_dedupe *d, const char *symbol) {
-  size_t it = 0, slen = strlen(symbol);
-  const char *k;
-  void *v;
-  char *victims[PLAN_MAX_STREAMS_PER_SYMBOL];
-  int n = 0;
-  /* Keys look like "k:SYMBOL:1m", "t:SYMBOL", "d:SYMBOL", "a:SYMBOL". */
-  while (strmap_next(&d->last, &it, &k, &v) && n < PLAN_MAX_STREAMS_PER_SYMBOL)
-    if (!strncmp(k + 2, symbol, slen) &&
-        (k[2 + slen] == '\0' || k[2 + slen] == ':'))
-      victims[n++] = strdup(k);
-  for (int i = 0; i < n; i++) {
-    if (victims[i])
-      free(strmap_del(&d->last, victims[i]));
-    free(victims[i]);
-  }
+  free(strmap_del(&d->last, symbol));
 }

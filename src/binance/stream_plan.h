@@ -59,22 +59,39 @@ int plan_request(struct buf *out, int subscribe, int64_t id,
                  const char *const *symbols, int n_symbols,
                  const struct plan_types *t);
 
-/* Duplicate filter. */
+/* Duplicate filter: per symbol, the last ordering key of each of its
+ * streams (trade, ticker, depth, each kline interval). */
+struct plan_dedupe_symbol;
 struct plan_dedupe {
-  struct strmap last; /* stream name -> last ordering key (private) */
+  struct strmap last; /* symbol -> struct plan_dedupe_symbol (private) */
   uint64_t duplicates;
 };
 
-int plan_dedupe_init(struct plan_dedupe *d, size_t max_streams);
+int plan_dedupe_init(struct plan_dedupe *d, size_t max_symbols);
 void plan_dedupe_free(struct plan_dedupe *d);
+
+/* The record of |symbol|, made on first use. NULL with *status BL_EFULL
+ * (more symbols than the limit) or BL_ENOMEM. The record lives until
+ * plan_dedupe_forget_symbol or plan_dedupe_free; the stream manager keeps
+ * it as the value of its wanted set, so an event costs one lookup. */
+struct plan_dedupe_symbol *plan_dedupe_symbol(struct plan_dedupe *d,
+                                              const char *symbol, int *status);
 
 /* Returns 1 when |ev| is new (and remembers it), 0 when it is a duplicate
  * or older than what was seen on its stream (counted), or a negative code
- * (BL_EFULL when more streams than the limit). Events without an ordering
- * key (control replies) are always new. */
+ * (BL_EFULL: a kline interval beyond PLAN_MAX_INTERVALS for one symbol,
+ * or more symbols than the limit). Events without an ordering key
+ * (control replies) are always new. plan_dedupe_check_in takes the
+ * event's symbol record, already found. */
 int plan_dedupe_check(struct plan_dedupe *d, const struct ev *ev);
+int plan_dedupe_check_in(struct plan_dedupe *d, struct plan_dedupe_symbol *rec,
+                         const struct ev *ev);
 
-/* Forgets every key of |symbol| (after it is unsubscribed). */
+/* The symbol a market event belongs to, or NULL for events without one
+ * (control replies, serverShutdown). */
+const char *plan_event_symbol(const struct ev *ev);
+
+/* Forgets |symbol| (after it is unsubscribed); its record is freed. */
 void plan_dedupe_forget_symbol(struct plan_dedupe *d, const char *symbol);
 
 #endif

@@ -428,23 +428,10 @@ static void on_ws_open(struct ws *ws) {
   send_pending(c);
 }
 
-static const char *event_symbol(const struct ev *ev) {
-  switch (ev->type) {
-  case EV_KLINE:
-    return ev->u.kline.symbol;
-  case EV_TICKER:
-    return ev->u.ticker.symbol;
-  case EV_DEPTH:
-    return ev->u.depth.symbol;
-  case EV_TRADE:
-    return ev->u.trade.symbol;
-  default:
-    return "";
-  }
-}
-
 static void handle_event(struct stream_conn *c, struct ev *ev) {
   struct streams *s = c->owner;
+  struct plan_dedupe_symbol *rec;
+  const char *symbol;
   int rv;
   switch (ev->type) {
   case EV_CONTROL:
@@ -466,13 +453,15 @@ static void handle_event(struct stream_conn *c, struct ev *ev) {
   default:
     break;
   }
-  if (!strmap_get(&s->wanted, event_symbol(ev))) {
+  symbol = plan_event_symbol(ev);
+  rec = symbol ? strmap_get(&s->wanted, symbol) : NULL;
+  if (!rec) {
     /* Unsubscribed, or carried by a connection being replaced: its
      * frames still in flight are not wanted any more. */
     s->stats.unwanted++;
     return;
   }
-  rv = plan_dedupe_check(&s->dedupe, ev);
+  rv = plan_dedupe_check_in(&s->dedupe, rec, ev);
   if (rv == 0) {
     s->stats.duplicates++;
     return;
@@ -732,9 +721,19 @@ int streams_set_symbols(struct streams *s, const char *const *in, int n_in) {
       log_error("streams", "invalid symbol name of %zu bytes", strlen(in[i]));
       rv = BL_EINVAL;
     } else if (!strmap_get(&want, in[i])) {
-      rv = strmap_put(&want, in[i], &s->wanted);
+      rv = strmap_put(&want, in[i], &s->wanted); /* record set below */
       symbols[n++] = in[i];
     }
+  }
+  /* Each wanted symbol's value is its duplicate-filter record, so an
+   * event needs one lookup for both. A record made here for a symbol the
+   * call then fails to add stays in the filter, bounded by its limit, and
+   * is found again next time. */
+  for (int i = 0; i < n && !rv; i++) {
+    struct plan_dedupe_symbol *rec =
+        plan_dedupe_symbol(&s->dedupe, symbols[i], &rv);
+    if (rec)
+      rv = strmap_put(&want, symbols[i], rec);
   }
   if (rv) {
     strmap_free(&want);

@@ -141,7 +141,8 @@ struct streams {
   uint64_t rx_ns; /* uv_hrtime() of the read the frame being delivered
                      came with (ws.rx_ns) */
   /* Additions after the lead's first version. */
-  struct strmap wanted; /* the symbols of the last streams_set_symbols */
+  struct strmap wanted; /* symbols of the last streams_set_symbols -> their
+                         * duplicate-filter records */
   int n_alive;          /* connections allocated (listed or being freed) */
   uint64_t rng;         /* jitter generator state */
   /* Optional, set after streams_init (tests, probes): every text frame as

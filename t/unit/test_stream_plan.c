@@ -174,11 +174,79 @@ static void dedupe(void **state) {
   plan_dedupe_free(&d);
 }
 
+/* The per-symbol records: one per symbol, the same one found again; an
+ * event checked through its record or through its name shares one order;
+ * up to PLAN_MAX_INTERVALS kline intervals a symbol, then BL_EFULL; the
+ * symbol limit; forgetting a symbol starts it afresh. */
+static void dedupe_records(void **state) {
+  static const char *const ivl[] = {"1s", "1m", "3m", "5m", "15m", "30m",
+                                    "1h", "2h", "4h", "6h", "8h",  "12h",
+                                    "1d", "3d", "1w", "1M", "7m"};
+  struct plan_dedupe d;
+  struct plan_dedupe_symbol *btc, *eth;
+  struct ev ev;
+  int st;
+  (void)state;
+  plan_dedupe_init(&d, 2);
+  btc = plan_dedupe_symbol(&d, "BTCUSDT", &st);
+  assert_non_null(btc);
+  assert_int_equal(st, 0);
+  assert_ptr_equal(plan_dedupe_symbol(&d, "BTCUSDT", &st), btc);
+  eth = plan_dedupe_symbol(&d, "ETHUSDT", &st);
+  assert_non_null(eth);
+  assert_ptr_not_equal(eth, btc);
+  assert_null(plan_dedupe_symbol(&d, "BNBUSDT", &st));
+  assert_int_equal(st, BL_EFULL);
+
+  memset(&ev, 0, sizeof ev);
+  ev.type = EV_TRADE;
+  snprintf(ev.u.trade.symbol, sizeof ev.u.trade.symbol, "%s", "BTCUSDT");
+  ev.u.trade.agg_trade_id = 0; /* the first key may be 0 */
+  assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 1);
+  assert_int_equal(plan_dedupe_check(&d, &ev), 0);
+  ev.u.trade.agg_trade_id = 1;
+  assert_int_equal(plan_dedupe_check(&d, &ev), 1);
+  assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 0);
+  /* ETH's trade stream is its own. */
+  assert_int_equal(plan_dedupe_check_in(&d, eth, &ev), 1);
+  /* Ticker and depth of one symbol are apart from its trades. */
+  ev.type = EV_TICKER;
+  snprintf(ev.u.ticker.symbol, sizeof ev.u.ticker.symbol, "%s", "BTCUSDT");
+  ev.u.ticker.event_time = 1;
+  assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 1);
+  ev.type = EV_DEPTH;
+  snprintf(ev.u.depth.symbol, sizeof ev.u.depth.symbol, "%s", "BTCUSDT");
+  ev.u.depth.final_update_id = 1;
+  assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 1);
+  assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 0);
+
+  memset(&ev, 0, sizeof ev);
+  ev.type = EV_KLINE;
+  snprintf(ev.u.kline.symbol, sizeof ev.u.kline.symbol, "%s", "BTCUSDT");
+  ev.u.kline.event_time = 5;
+  for (int i = 0; i < PLAN_MAX_INTERVALS; i++) {
+    snprintf(ev.u.kline.interval, sizeof ev.u.kline.interval, "%s", ivl[i]);
+    assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 1);
+    assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 0);
+  }
+  snprintf(ev.u.kline.interval, sizeof ev.u.kline.interval, "%s",
+           ivl[PLAN_MAX_INTERVALS]);
+  assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), BL_EFULL);
+  assert_int_equal(d.duplicates, 3 + PLAN_MAX_INTERVALS);
+
+  plan_dedupe_forget_symbol(&d, "BTCUSDT");
+  btc = plan_dedupe_symbol(&d, "BTCUSDT", &st);
+  assert_non_null(btc);
+  snprintf(ev.u.kline.interval, sizeof ev.u.kline.interval, "%s", "1m");
+  assert_int_equal(plan_dedupe_check_in(&d, btc, &ev), 1); /* forgotten */
+  plan_dedupe_free(&d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(names_for_symbol), cmocka_unit_test(packing),
       cmocka_unit_test(url_and_request),  cmocka_unit_test(url_limit),
-      cmocka_unit_test(dedupe),
+      cmocka_unit_test(dedupe_records),   cmocka_unit_test(dedupe),
   };
   return cmocka_run_group_tests_name("stream_plan", tests, NULL, NULL);
 }
