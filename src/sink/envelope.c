@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "core/decimal.h"
 #include "core/err.h"
 
 static const char *const kind_names[] = {"kline", "ticker", "depth", "trade"};
@@ -442,29 +443,9 @@ static char *w_str(char *p, const char *str, size_t size) {
 /* Digits of |u|: 1 for 0..9, 20 at most. The bit length times log10(2)
  * (1233 / 4096) is the digit count or one more; one comparison decides. */
 static size_t n_digits(uint64_t u) {
-  static const uint64_t pow10[20] = {1ULL,
-                                     10ULL,
-                                     100ULL,
-                                     1000ULL,
-                                     10000ULL,
-                                     100000ULL,
-                                     1000000ULL,
-                                     10000000ULL,
-                                     100000000ULL,
-                                     1000000000ULL,
-                                     10000000000ULL,
-                                     100000000000ULL,
-                                     1000000000000ULL,
-                                     10000000000000ULL,
-                                     100000000000000ULL,
-                                     1000000000000000ULL,
-                                     10000000000000000ULL,
-                                     100000000000000000ULL,
-                                     1000000000000000000ULL,
-                                     10000000000000000000ULL};
   uint64_t v = u | 1; /* 0 has one digit; the low bit never changes it */
   unsigned t = (unsigned)(64 - __builtin_clzll(v)) * 1233 >> 12;
-  return t + 1 - (v < pow10[t]);
+  return t + 1 - (v < dec_pow10[t]);
 }
 
 static char *w_u64(char *p, uint64_t u) {
